@@ -1,0 +1,1 @@
+"""The matcher: waiting queues in memory, pairing, and leader election through a NATS KV lease."""

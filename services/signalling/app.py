@@ -1,0 +1,151 @@
+"""The gateway process: Socket.IO on aiohttp, NATS subscriptions, heartbeats and drain."""
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import socketio
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from services.signalling.browser_events import BanLookup, BrowserEvents, GameValidator
+from services.signalling.core import GatewayCore
+from services.signalling.deliveries import Deliveries
+from services.signalling.geo import CountryLookup
+from services.signalling.metrics import GatewayMetrics
+from services.signalling.session import Session
+from services.signalling.settings import GatewaySettings
+from shared import subjects
+from shared.bus import connect_nats, subscribe_event
+from shared.events import GatewayHeartbeat, MatchEpoch
+from shared.ops import add_ops_routes, start_site
+
+log = structlog.get_logger("gateway")
+
+# Engine.IO closes a connection whose single message exceeds this; it sits well above the
+# per-event limits so an oversized signal gets a clear `error` event instead of a disconnect.
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
+class Gateway:
+    """One gateway process: owns its browsers' sockets and their session state."""
+
+    def __init__(self, settings: GatewaySettings, bans: BanLookup | None = None,
+                 validate_game: GameValidator | None = None, countries: CountryLookup | None = None) -> None:
+        self.settings = settings
+        self.metrics = GatewayMetrics(CollectorRegistry())
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            cors_allowed_origins=list(settings.allowed_origins),
+            always_connect=True,
+            max_http_buffer_size=MAX_MESSAGE_BYTES,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.core = GatewayCore(settings, self.sio, self.metrics)
+        self.browser = BrowserEvents(self.core, countries or CountryLookup(), bans, validate_game)
+        self.deliveries = Deliveries(self.core, self.ice_servers_for)
+        self.port = 0
+        self._app = web.Application()
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_online = -1
+
+        self.sio.attach(self._app)
+        self.browser.register(self.sio)
+        add_ops_routes(self._app, self.metrics.registry, self.is_ready)
+
+    def is_ready(self) -> bool:
+        nats = self.core.nats
+        return not self.core.draining and nats is not None and nats.is_connected
+
+    def ice_servers_for(self, session: Session) -> list[dict[str, object]]:
+        return [dict(server) for server in self.settings.ice_servers]
+
+    async def start(self) -> None:
+        settings = self.settings
+        structlog.contextvars.bind_contextvars(gateway_id=settings.gateway_id)
+        log.info("gateway_starting", nats_url=settings.common.nats_url, boot_id=self.core.boot_id)
+
+        nats = await connect_nats(settings.common.nats_url, settings.gateway_id, settings.common.nats_connect_timeout_s)
+        self.core.nats = nats
+        await self.deliveries.subscribe(nats)
+        rejected = self.metrics.rejected
+        await subscribe_event(nats, subjects.MATCH_EPOCH, MatchEpoch, self.deliveries.on_epoch, rejected)
+        await subscribe_event(nats, subjects.GATEWAY_HEARTBEAT, GatewayHeartbeat, self.deliveries.on_heartbeat, rejected)
+        # Announce this boot before the first join, so the matcher drops a predecessor's entries.
+        await self._beat()
+
+        self._runner, self.port = await start_site(self._app, settings.host, settings.port)
+        self._tasks = [
+            asyncio.create_task(self._every(settings.heartbeat_interval_s, self._heartbeat_tick), name="heartbeat"),
+            asyncio.create_task(self._every(settings.online_interval_s, self._broadcast_online), name="online"),
+        ]
+        log.info("gateway_started", port=self.port)
+
+    async def close(self) -> None:
+        log.info("gateway_stopping", sessions=len(self.core.by_sid))
+        await self.drain()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.core.nats is not None:
+            with contextlib.suppress(Exception):
+                await self.core.nats.drain()
+        log.info("gateway_closed")
+
+    async def drain(self) -> None:
+        """Fail readiness, refuse new sockets, ask clients to reconnect elsewhere, wait for them."""
+        core = self.core
+        if core.draining:
+            return
+        core.draining = True
+        with contextlib.suppress(Exception):
+            await self._beat()
+        await self.sio.emit("reconnect", {"reason": "draining"})
+        deadline = core.clock() + self.settings.drain_timeout_s
+        while core.by_sid and core.clock() < deadline:
+            await asyncio.sleep(0.05)
+        for sid in list(core.by_sid):
+            await self.sio.disconnect(sid)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.close()
+
+    async def _every(self, interval_s: float, step: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await step()  # type: ignore[misc]  # every step is a coroutine function
+            except Exception as exc:
+                log.warning("periodic_step_failed", step=getattr(step, "__name__", "?"), error=str(exc) or type(exc).__name__)
+
+    async def _beat(self) -> None:
+        waiting, _in_call = self.core.count_states()
+        beat = GatewayHeartbeat(
+            gateway_id=self.settings.gateway_id,
+            boot_id=self.core.boot_id,
+            sessions=len(self.core.by_sid),
+            waiting=waiting,
+            draining=self.core.draining,
+        )
+        await self.core.publish(subjects.GATEWAY_HEARTBEAT, beat)
+
+    async def _heartbeat_tick(self) -> None:
+        await self._beat()
+        await self.deliveries.expire_pending()
+
+    async def _broadcast_online(self) -> None:
+        count = self.core.online_count()
+        if count != self._last_online:
+            self._last_online = count
+            await self.sio.emit("online", {"count": count})
