@@ -27,12 +27,16 @@ def add_ops_routes(app: web.Application, registry: CollectorRegistry, is_ready: 
     app.router.add_get("/metrics", metrics)
 
 
+# Seconds open connections (websockets included) get to finish when a service stops.
+SHUTDOWN_TIMEOUT_S = 2.0
+
+
 async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Start serving `app` and return its runner and the bound port (useful when port is 0)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]  # aiohttp keeps the server private
-    bound_port = sockets[0].getsockname()[1] if sockets else port
+    addresses = runner.addresses
+    bound_port = int(addresses[0][1]) if addresses else port
     return runner, bound_port

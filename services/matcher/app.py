@@ -50,7 +50,9 @@ class Matcher:
         structlog.contextvars.bind_contextvars(matcher_id=settings.matcher_id)
         log.info("matcher_starting", nats_url=settings.common.nats_url)
 
-        self._nats = await connect_nats(settings.common.nats_url, settings.matcher_id, settings.common.nats_connect_timeout_s)
+        self._nats = await connect_nats(
+            settings.common.nats_url, settings.matcher_id, settings.common.nats_connect_timeout_s
+        )
         bucket = await open_lease_bucket(self._nats.jetstream(), settings.lease_ttl_s)
         self._lease = Lease(bucket, settings.matcher_id)
         await self._subscribe()

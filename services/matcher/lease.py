@@ -4,13 +4,11 @@ The epoch is the KV revision at which the lease was created: JetStream sequence 
 grow, so every new leader has a larger epoch than every earlier one.
 """
 
-import asyncio
-
 import structlog
+from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
-from nats.js.api import KeyValueConfig, StorageType
 
 from shared.subjects import LEASE_BUCKET
 
@@ -55,5 +53,5 @@ class Lease:
         """Give the lease up at shutdown so a standby takes over without waiting for the TTL."""
         try:
             await self._bucket.delete(LEASE_KEY, last=self._revision)
-        except (KeyWrongLastSequenceError, NotFoundError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, KeyWrongLastSequenceError, NotFoundError) as exc:
             log.warning("lease_release_failed", error=str(exc) or type(exc).__name__)

@@ -31,8 +31,13 @@ MAX_MESSAGE_BYTES = 256 * 1024
 class Gateway:
     """One gateway process: owns its browsers' sockets and their session state."""
 
-    def __init__(self, settings: GatewaySettings, bans: BanLookup | None = None,
-                 validate_game: GameValidator | None = None, countries: CountryLookup | None = None) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        bans: BanLookup | None = None,
+        validate_game: GameValidator | None = None,
+        countries: CountryLookup | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = GatewayMetrics(CollectorRegistry())
         self.sio = socketio.AsyncServer(
@@ -73,7 +78,9 @@ class Gateway:
         await self.deliveries.subscribe(nats)
         rejected = self.metrics.rejected
         await subscribe_event(nats, subjects.MATCH_EPOCH, MatchEpoch, self.deliveries.on_epoch, rejected)
-        await subscribe_event(nats, subjects.GATEWAY_HEARTBEAT, GatewayHeartbeat, self.deliveries.on_heartbeat, rejected)
+        await subscribe_event(
+            nats, subjects.GATEWAY_HEARTBEAT, GatewayHeartbeat, self.deliveries.on_heartbeat, rejected
+        )
         # Announce this boot before the first join, so the matcher drops a predecessor's entries.
         await self._beat()
 
@@ -108,9 +115,10 @@ class Gateway:
         with contextlib.suppress(Exception):
             await self._beat()
         await self.sio.emit("reconnect", {"reason": "draining"})
-        deadline = core.clock() + self.settings.drain_timeout_s
-        while core.by_sid and core.clock() < deadline:
-            await asyncio.sleep(0.05)
+        if core.by_sid:
+            core.emptied.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(core.emptied.wait(), self.settings.drain_timeout_s)
         for sid in list(core.by_sid):
             await self.sio.disconnect(sid)
 
@@ -127,7 +135,9 @@ class Gateway:
             try:
                 await step()  # type: ignore[misc]  # every step is a coroutine function
             except Exception as exc:
-                log.warning("periodic_step_failed", step=getattr(step, "__name__", "?"), error=str(exc) or type(exc).__name__)
+                log.warning(
+                    "periodic_step_failed", step=getattr(step, "__name__", "?"), error=str(exc) or type(exc).__name__
+                )
 
     async def _beat(self) -> None:
         waiting, _in_call = self.core.count_states()

@@ -36,8 +36,9 @@ class GameValidator(Protocol):
 class BrowserEvents:
     """Validates each browser event, checks it against the session state and acts on it."""
 
-    def __init__(self, core: GatewayCore, countries: CountryLookup, bans: BanLookup | None,
-                 validate_game: GameValidator | None) -> None:
+    def __init__(
+        self, core: GatewayCore, countries: CountryLookup, bans: BanLookup | None, validate_game: GameValidator | None
+    ) -> None:
         self.core = core
         self.countries = countries
         self.bans = bans
@@ -72,7 +73,9 @@ class BrowserEvents:
         address = self._address(environ)
         if address is None:
             core.metrics.connections_refused.labels(reason="no_address").inc()
-            raise socketio.exceptions.ConnectionRefusedError({"code": "no_address", "message": "client address unknown"})
+            raise socketio.exceptions.ConnectionRefusedError(
+                {"code": "no_address", "message": "client address unknown"}
+            )
 
         settings = core.settings
         key = ip_key(settings.common.ip_key_secret, address)
@@ -98,11 +101,15 @@ class BrowserEvents:
         )
         core.add(session)
         log.info("session_connected", session_id=session.session_id, ip_key=short_key(key), country=session.country)
-        await core.emit(session, "hello", {
-            "session_id": session.session_id,
-            "country": session.country,
-            "online": core.online_count(),
-        })
+        await core.emit(
+            session,
+            "hello",
+            {
+                "session_id": session.session_id,
+                "country": session.country,
+                "online": core.online_count(),
+            },
+        )
 
     async def on_disconnect(self, sid: str, reason: object = None) -> None:
         session = self.core.remove(sid)
@@ -244,7 +251,8 @@ class BrowserEvents:
         if partner_key == session.ip_key:
             raise ClientError("invalid_report", "you cannot report yourself")
         limiter = self.report_limiters.setdefault(
-            session.ip_key, TokenBucket(self.core.settings.reports_per_hour / 3600.0, self.core.settings.reports_per_hour)
+            session.ip_key,
+            TokenBucket(self.core.settings.reports_per_hour / 3600.0, self.core.settings.reports_per_hour),
         )
         if not limiter.allow(self.core.clock()):
             raise ClientError("rate_limited", "too many reports; try again later")

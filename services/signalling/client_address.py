@@ -25,16 +25,24 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted_proxies:
 
 
 def _valid(address: str) -> str | None:
+    parsed = _parse(address)
+    return None if parsed is None else str(parsed)
+
+
+def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parse an address, unwrapping IPv4-mapped IPv6 (::ffff:a.b.c.d) so it matches IPv4 networks."""
     try:
-        return str(ipaddress.ip_address(address.strip()))
+        parsed = ipaddress.ip_address(address.strip())
     except ValueError:
         return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped
+    return parsed
 
 
 def _trusted(address: str, trusted_proxies: tuple[str, ...]) -> bool:
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
+    parsed = _parse(address)
+    if parsed is None:
         return False
     for proxy in trusted_proxies:
         try:

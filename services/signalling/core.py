@@ -1,5 +1,6 @@
 """Gateway state shared by the browser-event and NATS-delivery handlers."""
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -21,9 +22,14 @@ log = structlog.get_logger("gateway")
 class GatewayCore:
     """Sessions by socket and by session id, the current epoch, and publishing helpers."""
 
-    def __init__(self, settings: GatewaySettings, sio: socketio.AsyncServer, metrics: GatewayMetrics,
-                 clock: Callable[[], float] = time.monotonic,
-                 clock_wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        sio: socketio.AsyncServer,
+        metrics: GatewayMetrics,
+        clock: Callable[[], float] = time.monotonic,
+        clock_wall: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.sio = sio
         self.metrics = metrics
@@ -36,6 +42,7 @@ class GatewayCore:
         self.by_sid: dict[str, Session] = {}
         self.by_session: dict[str, Session] = {}
         self.online_by_gateway: dict[str, tuple[int, float]] = {}
+        self.emptied = asyncio.Event()
 
     # -- registry ------------------------------------------------------------------------
 
@@ -49,6 +56,8 @@ class GatewayCore:
         if session is not None:
             self.by_session.pop(session.session_id, None)
         self.metrics.sessions.set(len(self.by_sid))
+        if not self.by_sid:
+            self.emptied.set()
         return session
 
     def count_states(self) -> tuple[int, int]:
@@ -62,8 +71,11 @@ class GatewayCore:
         """Sum the sessions of every gateway heard from within three heartbeats."""
         limit_s = self.settings.heartbeat_interval_s * 3
         now = self.clock()
-        others = sum(count for gateway_id, (count, seen) in self.online_by_gateway.items()
-                     if gateway_id != self.settings.gateway_id and now - seen <= limit_s)
+        others = sum(
+            count
+            for gateway_id, (count, seen) in self.online_by_gateway.items()
+            if gateway_id != self.settings.gateway_id and now - seen <= limit_s
+        )
         return others + len(self.by_sid)
 
     # -- publishing ----------------------------------------------------------------------

@@ -106,12 +106,16 @@ class Deliveries:
         session.state = State.IN_CALL
         self.core.metrics.calls_started.inc()
         log.info("call_started", call_id=matched.call_id, session_id=session.session_id, role=matched.role)
-        await self.core.emit(session, "matched", {
-            "call_id": matched.call_id,
-            "role": matched.role,
-            "partner_country": matched.partner_country,
-            "ice_servers": self.ice_servers_for(session),
-        })
+        await self.core.emit(
+            session,
+            "matched",
+            {
+                "call_id": matched.call_id,
+                "role": matched.role,
+                "partner_country": matched.partner_country,
+                "ice_servers": self.ice_servers_for(session),
+            },
+        )
 
     async def on_epoch(self, event: MatchEpoch) -> None:
         """Adopt a newer epoch and re-submit every waiting session to the new leader."""

@@ -2,7 +2,7 @@
 
 import ipaddress
 
-from geoip2fast import GeoIP2Fast  # type: ignore[import-untyped]  # the package ships no type hints
+from geoip2fast import GeoIP2Fast
 
 from shared.events import UNKNOWN_COUNTRY
 
@@ -20,6 +20,9 @@ class CountryLookup:
             parsed = ipaddress.ip_address(address)
         except ValueError:
             return UNKNOWN_COUNTRY
+        # The data file has no entries for IPv4-mapped IPv6 (::ffff:a.b.c.d), so look up the IPv4 address.
+        if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+            parsed = parsed.ipv4_mapped
         if not parsed.is_global:
             return UNKNOWN_COUNTRY
         code = getattr(self._geoip.lookup(str(parsed)), "country_code", "")

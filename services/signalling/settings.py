@@ -79,4 +79,3 @@ def _read_ice_servers() -> tuple[dict[str, object], ...]:
     if not isinstance(servers, list) or not all(isinstance(server, dict) and "urls" in server for server in servers):
         raise ConfigError('ICE_SERVERS must be a JSON list of {"urls": ...} objects')
     return tuple(servers)
-

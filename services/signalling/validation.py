@@ -61,7 +61,7 @@ def parse_join(data: object) -> JoinRequest:
     if not isinstance(country, str):
         raise ClientError("invalid_payload", "join.country must be a string")
     wanted = country if country == ANY_COUNTRY else country.upper()
-    if wanted != ANY_COUNTRY and (not _COUNTRY.match(wanted) or wanted == "XX"):
+    if wanted != ANY_COUNTRY and (not _COUNTRY.fullmatch(wanted) or wanted == "XX"):
         raise ClientError("invalid_country", f"join.country {country!r:.20} is not 'any' or an ISO 3166 alpha-2 code")
     widen = payload.get("widen", False)
     if not isinstance(widen, bool):
@@ -73,7 +73,7 @@ def parse_signal(data: object, max_bytes: int) -> SignalRequest:
     payload = _mapping(data, "signal")
     call_id = _call_id(payload, "signal")
     kind = payload.get("kind")
-    if kind not in SIGNAL_KINDS:
+    if not isinstance(kind, str) or kind not in SIGNAL_KINDS:
         raise ClientError("invalid_payload", f"signal.kind must be one of {sorted(SIGNAL_KINDS)}")
     body = payload.get("data")
     size = len(json.dumps(body, separators=(",", ":")))
@@ -102,7 +102,7 @@ def parse_report(data: object) -> ReportRequest:
     payload = _mapping(data, "report")
     call_id = _call_id(payload, "report")
     reason = payload.get("reason")
-    if reason not in REPORT_REASONS:
+    if not isinstance(reason, str) or reason not in REPORT_REASONS:
         raise ClientError("invalid_reason", f"report.reason must be one of {sorted(REPORT_REASONS)}")
     return ReportRequest(call_id, str(reason))
 
@@ -112,7 +112,7 @@ def parse_browser_id(auth: object) -> str | None:
     if not isinstance(auth, dict):
         return None
     browser_id = auth.get("browser_id")
-    if isinstance(browser_id, str) and _BROWSER_ID.match(browser_id):
+    if isinstance(browser_id, str) and _BROWSER_ID.fullmatch(browser_id):
         return browser_id
     return None
 
@@ -127,7 +127,7 @@ def _mapping(data: object, event: str) -> dict[str, object]:
 
 def _call_id(payload: dict[str, object], event: str) -> str:
     call_id = payload.get("call_id")
-    if not isinstance(call_id, str) or not _CALL_ID.match(call_id):
+    if not isinstance(call_id, str) or not _CALL_ID.fullmatch(call_id):
         raise ClientError("invalid_payload", f"{event}.call_id must be a call id string")
     return call_id
 
@@ -136,6 +136,9 @@ def _check_signal_data(kind: str, body: object) -> None:
     if kind in ("offer", "answer"):
         if not isinstance(body, dict) or not isinstance(body.get("sdp"), str) or body.get("type") != kind:
             raise ClientError("invalid_payload", f"signal data of a {kind} must be {{type: {kind!r}, sdp: string}}")
-    elif kind == "candidate":
-        if body is not None and (not isinstance(body, dict) or not isinstance(body.get("candidate", ""), str)):
-            raise ClientError("invalid_payload", "signal data of a candidate must be an RTCIceCandidateInit or null")
+    elif kind == "candidate" and not _is_candidate_or_null(body):
+        raise ClientError("invalid_payload", "signal data of a candidate must be an RTCIceCandidateInit or null")
+
+
+def _is_candidate_or_null(body: object) -> bool:
+    return body is None or (isinstance(body, dict) and isinstance(body.get("candidate", ""), str))

@@ -15,8 +15,13 @@ DEFAULT_WAIT_S = 5.0
 class Peer:
     """One browser-like client: connects with a browser id and queues received events by name."""
 
-    def __init__(self, url: str, browser_id: str | None = None, headers: dict[str, str] | None = None,
-                 auth: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        browser_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        auth: dict[str, Any] | None = None,
+    ) -> None:
         self.url = url
         self.browser_id = browser_id or secrets.token_urlsafe(16)
         self.headers = headers or {}
@@ -33,8 +38,7 @@ class Peer:
             self._changed.notify_all()
 
     async def connect(self) -> dict[str, Any]:
-        await self.sio.connect(self.url, transports=["websocket"], auth=self.auth, headers=self.headers,
-                               wait_timeout=5)
+        await self.sio.connect(self.url, transports=["websocket"], auth=self.auth, headers=self.headers, wait_timeout=5)
         self.hello = await self.next("hello")
         return self.hello
 

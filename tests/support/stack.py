@@ -80,9 +80,14 @@ async def wait_for_leader(matcher: Matcher, timeout_s: float = 10.0) -> None:
 
 
 @asynccontextmanager
-async def running_stack(nats_url: str, gateways: int = 2, gateway_overrides: dict[str, Any] | None = None,
-                        matcher_overrides: dict[str, Any] | None = None,
-                        game_validator: Any = None, bans: Any = None) -> AsyncIterator[Stack]:
+async def running_stack(
+    nats_url: str,
+    gateways: int = 2,
+    gateway_overrides: dict[str, Any] | None = None,
+    matcher_overrides: dict[str, Any] | None = None,
+    game_validator: Any = None,
+    bans: Any = None,
+) -> AsyncIterator[Stack]:
     """Run a matcher and `gateways` gateways in-process until the block ends."""
     matcher = Matcher(matcher_settings(nats_url, **(matcher_overrides or {})))
     await matcher.start()
