@@ -28,6 +28,7 @@ class Peer:
         self.auth = auth if auth is not None else {"browser_id": self.browser_id}
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: dict[str, list[Any]] = defaultdict(list)
+        self.counts: dict[str, int] = defaultdict(int)
         self._changed = asyncio.Condition()
         self.hello: dict[str, Any] = {}
         self.sio.on("*", self._record)
@@ -35,6 +36,7 @@ class Peer:
     async def _record(self, event: str, data: Any = None) -> None:
         async with self._changed:
             self.events[event].append(data)
+            self.counts[event] += 1
             self._changed.notify_all()
 
     async def connect(self) -> dict[str, Any]:
