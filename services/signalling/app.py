@@ -153,6 +153,7 @@ class Gateway:
     async def _heartbeat_tick(self) -> None:
         await self._beat()
         await self.deliveries.expire_pending()
+        await self.deliveries.end_orphaned_calls()
 
     async def _broadcast_online(self) -> None:
         count = self.core.online_count()

@@ -18,6 +18,9 @@ from shared.events import Ended, Event, MatchJoin, MatchLeave
 
 log = structlog.get_logger("gateway")
 
+# A gateway silent for this many heartbeat intervals counts as gone, as the matcher counts it.
+MISSED_HEARTBEATS = 3
+
 
 class GatewayCore:
     """Sessions by socket and by session id, the current epoch, and publishing helpers."""
@@ -42,6 +45,8 @@ class GatewayCore:
         self.by_sid: dict[str, Session] = {}
         self.by_session: dict[str, Session] = {}
         self.online_by_gateway: dict[str, tuple[int, float]] = {}
+        # Last heartbeat of every gateway ever heard, draining ones included, for partner liveness.
+        self.gateway_seen: dict[str, float] = {}
         self.emptied = asyncio.Event()
 
     # -- registry ------------------------------------------------------------------------
@@ -67,9 +72,19 @@ class GatewayCore:
         self.metrics.in_call.set(in_call)
         return waiting, in_call
 
+    def gateway_lost(self, gateway_id: str) -> bool:
+        """Tell whether a gateway we heard from has been silent past the loss limit."""
+        if gateway_id == self.settings.gateway_id:
+            return False
+        seen = self.gateway_seen.get(gateway_id)
+        if seen is None:
+            return False
+        limit_s = self.settings.heartbeat_interval_s * MISSED_HEARTBEATS + self.settings.resume_grace_s
+        return self.clock() - seen > limit_s
+
     def online_count(self) -> int:
         """Sum the sessions of every gateway heard from within three heartbeats."""
-        limit_s = self.settings.heartbeat_interval_s * 3
+        limit_s = self.settings.heartbeat_interval_s * MISSED_HEARTBEATS
         now = self.clock()
         others = sum(
             count

@@ -182,7 +182,24 @@ class Deliveries:
 
     # -- heartbeats ------------------------------------------------------------------------
 
+    async def end_orphaned_calls(self) -> None:
+        """End calls whose partner's gateway went silent and whose partner never resumed elsewhere."""
+        core = self.core
+        for session in list(core.by_sid.values()):
+            call = session.call
+            if call is None or not core.gateway_lost(call.partner_gateway):
+                continue
+            session.end_call(core.clock())
+            log.info(
+                "partner_gateway_lost",
+                call_id=call.call_id,
+                session_id=session.session_id,
+                partner_gateway=call.partner_gateway,
+            )
+            await core.emit(session, "partner_left", {"call_id": call.call_id, "reason": "disconnected"})
+
     async def on_heartbeat(self, beat: GatewayHeartbeat) -> None:
+        self.core.gateway_seen[beat.gateway_id] = self.core.clock()
         if beat.draining:
             self.core.online_by_gateway.pop(beat.gateway_id, None)
             return

@@ -36,6 +36,7 @@ class GatewaySettings:
     recent_partners: int
     recent_window_s: float
     drain_timeout_s: float
+    resume_grace_s: float
     previous_ip_key_secret: bytes | None
 
     @classmethod
@@ -64,6 +65,7 @@ class GatewaySettings:
             recent_partners=env_int("RECENT_PARTNERS", 5, minimum=0),
             recent_window_s=env_float("RECENT_WINDOW_S", 300.0, minimum=0.0),
             drain_timeout_s=env_float("DRAIN_TIMEOUT_S", 10.0, minimum=0.0),
+            resume_grace_s=env_float("RESUME_GRACE_S", 5.0, minimum=0.0),
             previous_ip_key_secret=previous.encode() if previous else None,
         )
 

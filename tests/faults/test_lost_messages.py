@@ -120,3 +120,42 @@ async def test_stopped_gateway_waiters_never_paired(nats_broker, tmp_path, how):
         finally:
             for peer in (*waiters, german, fallback):
                 await peer.close()
+
+
+@pytest.mark.timeout(60)
+async def test_killed_gateway_partner_told(nats_broker, tmp_path):
+    with service_processes(str(tmp_path)) as processes:
+        matcher_port = free_port()
+        processes.append(
+            spawn_service(
+                "services.matcher",
+                matcher_env(nats_broker.url, "m0", matcher_port),
+                str(tmp_path / "m0.log"),
+                matcher_port,
+                "m0",
+            )
+        )
+        ports = [free_port(), free_port()]
+        for index, port in enumerate(ports):
+            env = gateway_env(nats_broker.url, f"gw{index}", port, RESUME_GRACE_S="0.5")
+            processes.append(
+                spawn_service("services.signalling", env, str(tmp_path / f"gw{index}.log"), port, f"gw{index}")
+            )
+        for process in processes:
+            await wait_ready(process.port, process=process)
+
+        survivor, victim = Peer(f"http://127.0.0.1:{ports[0]}"), Peer(f"http://127.0.0.1:{ports[1]}")
+        try:
+            await survivor.connect()
+            await victim.connect()
+            await survivor.join()
+            await victim.join()
+            call_id = (await survivor.next("matched"))["call_id"]
+
+            processes[2].kill()
+            left = await survivor.next("partner_left", timeout_s=5.0)
+            assert left == {"call_id": call_id, "reason": "disconnected"}
+            await survivor.join()
+        finally:
+            await survivor.close()
+            await victim.close()
