@@ -14,6 +14,7 @@ from services.signalling.core import GatewayCore
 from services.signalling.deliveries import Deliveries
 from services.signalling.geo import CountryLookup
 from services.signalling.metrics import GatewayMetrics
+from services.signalling.resume import ResumeStore, snapshot_of
 from services.signalling.session import Session
 from services.signalling.settings import GatewaySettings
 from shared import subjects
@@ -75,6 +76,7 @@ class Gateway:
 
         nats = await connect_nats(settings.common.nats_url, settings.gateway_id, settings.common.nats_connect_timeout_s)
         self.core.nats = nats
+        self.core.resume_store = await ResumeStore.open(nats.jetstream())
         await self.deliveries.subscribe(nats)
         rejected = self.metrics.rejected
         await subscribe_event(nats, subjects.MATCH_EPOCH, MatchEpoch, self.deliveries.on_epoch, rejected)
@@ -114,13 +116,26 @@ class Gateway:
         core.draining = True
         with contextlib.suppress(Exception):
             await self._beat()
-        await self.sio.emit("reconnect", {"reason": "draining"})
+        log.info("gateway_draining", sessions=len(core.by_sid))
+        for session in list(core.by_sid.values()):
+            await self._hand_over(session)
         if core.by_sid:
             core.emptied.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(core.emptied.wait(), self.settings.drain_timeout_s)
         for sid in list(core.by_sid):
             await self.sio.disconnect(sid)
+
+    async def _hand_over(self, session: Session) -> None:
+        """Leave the session's snapshot for the next gateway, then ask its client to move."""
+        store = self.core.resume_store
+        if store is not None:
+            try:
+                await store.save(snapshot_of(session, self.core.clock()))
+                session.moving = True
+            except Exception as exc:
+                log.warning("snapshot_failed", session_id=session.session_id, error=str(exc) or type(exc).__name__)
+        await self.sio.emit("reconnect", {"reason": "draining"}, to=session.sid)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -154,6 +169,15 @@ class Gateway:
         await self._beat()
         await self.deliveries.expire_pending()
         await self.deliveries.end_orphaned_calls()
+        await self._refresh_tokens()
+
+    async def _refresh_tokens(self) -> None:
+        """Give each client a new resume token when half of its token's lifetime has passed."""
+        core = self.core
+        refresh_after_s = self.settings.resume_token_ttl_s / 2
+        for session in list(core.by_sid.values()):
+            if core.clock() - session.token_issued_at_s >= refresh_after_s:
+                await core.emit(session, "resume_token", {"token": core.resume_token(session)})
 
     async def _broadcast_online(self) -> None:
         count = self.core.online_count()

@@ -12,10 +12,11 @@ from services.signalling.client_address import client_address
 from services.signalling.core import GatewayCore
 from services.signalling.geo import CountryLookup
 from services.signalling.ratelimit import TokenBucket
+from services.signalling.resume import restore_into, verify_token
 from services.signalling.session import Session, State
 from services.signalling.validation import ClientError
 from shared import subjects
-from shared.events import ModerationReport, Relay
+from shared.events import ModerationReport, Moved, Relay
 from shared.ipkey import ip_key, short_key
 
 log = structlog.get_logger("gateway")
@@ -99,27 +100,93 @@ class BrowserEvents:
             hide_ip=hide_ip,
             limiter=TokenBucket(settings.events_per_second, settings.event_burst),
         )
+        resumed = await self._resume(session, auth)
         core.add(session)
-        log.info("session_connected", session_id=session.session_id, ip_key=short_key(key), country=session.country)
-        await core.emit(
-            session,
-            "hello",
-            {
-                "session_id": session.session_id,
-                "country": session.country,
-                "online": core.online_count(),
-            },
+        log.info(
+            "session_connected",
+            session_id=session.session_id,
+            ip_key=short_key(key),
+            country=session.country,
+            resumed=resumed,
         )
+        hello: dict[str, object] = {
+            "session_id": session.session_id,
+            "country": session.country,
+            "online": core.online_count(),
+            "resume_token": core.resume_token(session),
+        }
+        if resumed:
+            hello["resumed"] = self._resumed_state(session)
+        await core.emit(session, "hello", hello)
+        if resumed:
+            await self._carry_on(session)
 
     async def on_disconnect(self, sid: str, reason: object = None) -> None:
         session = self.core.remove(sid)
         if session is None:
+            return
+        if session.moving:
+            # Its snapshot waits in the resume bucket; another gateway carries the session on.
+            log.info("session_moving", session_id=session.session_id)
             return
         if session.state is State.WAITING:
             await self.core.submit_leave(session)
         elif session.state is State.IN_CALL:
             await self.core.end_call(session, "disconnected")
         log.info("session_disconnected", session_id=session.session_id)
+
+    # -- resume ----------------------------------------------------------------------------
+
+    async def _resume(self, session: Session, auth: object) -> bool:
+        """Take over a session a draining gateway left behind, when the token and snapshot allow."""
+        core = self.core
+        token = auth.get("resume_token") if isinstance(auth, dict) else None
+        if token is None or core.resume_store is None:
+            return False
+        session_id = verify_token(core.token_key, token, session.browser_id, core.clock_wall())
+        if session_id is None or session_id in core.by_session:
+            log.info("resume_rejected", reason="invalid or expired token")
+            return False
+        try:
+            snapshot = await core.resume_store.take(session_id)
+            if snapshot is None:
+                log.info("resume_rejected", reason="no snapshot", session_id=session_id)
+                return False
+            session.session_id = session_id
+            restore_into(session, snapshot, core.clock())
+        except Exception as exc:
+            log.warning("resume_failed", session_id=session_id, error=str(exc) or type(exc).__name__)
+            session.state, session.call = State.IDLE, None
+            return False
+        core.metrics.resumed.inc()
+        return True
+
+    def _resumed_state(self, session: Session) -> dict[str, object]:
+        state: dict[str, object] = {"state": session.state.value}
+        if session.call is not None:
+            state.update(
+                call_id=session.call.call_id, role=session.call.role, partner_country=session.call.partner_country
+            )
+        return state
+
+    async def _carry_on(self, session: Session) -> None:
+        """Tell the partner's gateway where the session lives now, or re-enter the queue."""
+        core = self.core
+        call = session.call
+        if session.state is State.WAITING:
+            await core.submit_join(session)
+            await core.emit(session, "waiting", {})
+            return
+        if call is None or core.resume_store is None:
+            return
+        await core.resume_store.set_location(session.session_id, core.settings.gateway_id)
+        # If the partner moved too, one of the two reads the other's location after writing its own.
+        partner_gateway = await core.resume_store.location(call.partner_session)
+        if partner_gateway is not None:
+            call.partner_gateway = partner_gateway
+        moved = Moved(call.call_id, call.partner_session, session.session_id, core.settings.gateway_id)
+        await core.to_gateway(call.partner_gateway, subjects.GW_MOVED, moved)
+        log.info("call_resumed", call_id=call.call_id, session_id=session.session_id)
 
     def _address(self, environ: dict[str, object]) -> str | None:
         request = environ.get("aiohttp.request")

@@ -10,6 +10,7 @@ import structlog
 from nats.aio.client import Client
 
 from services.signalling.metrics import GatewayMetrics
+from services.signalling.resume import ResumeStore, issue_token, token_key
 from services.signalling.session import Session, State
 from services.signalling.settings import GatewaySettings
 from shared import subjects
@@ -48,6 +49,8 @@ class GatewayCore:
         # Last heartbeat of every gateway ever heard, draining ones included, for partner liveness.
         self.gateway_seen: dict[str, float] = {}
         self.emptied = asyncio.Event()
+        self.resume_store: ResumeStore | None = None
+        self.token_key = token_key(settings.common.ip_key_secret)
 
     # -- registry ------------------------------------------------------------------------
 
@@ -92,6 +95,12 @@ class GatewayCore:
             if gateway_id != self.settings.gateway_id and now - seen <= limit_s
         )
         return others + len(self.by_sid)
+
+    def resume_token(self, session: Session) -> str:
+        """Issue a fresh resume token for the session and note when."""
+        session.token_issued_at_s = self.clock()
+        expires_at = self.clock_wall() + self.settings.resume_token_ttl_s
+        return issue_token(self.token_key, session.session_id, session.browser_id, expires_at)
 
     # -- publishing ----------------------------------------------------------------------
 

@@ -37,3 +37,6 @@ class GatewayMetrics:
         self.calls_started = Counter(
             "calln_gateway_calls_started_total", "Calls started on this gateway's side", registry=registry
         )
+        self.resumed = Counter(
+            "calln_gateway_resumed_total", "Sessions carried on from a draining gateway", registry=registry
+        )

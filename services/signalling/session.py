@@ -73,6 +73,8 @@ class Session:
     past_partners: deque[PastPartner] = field(default_factory=lambda: deque(maxlen=16))
     reported_calls: set[str] = field(default_factory=set)
     blocked_keys: dict[str, float] = field(default_factory=dict)
+    token_issued_at_s: float = 0.0
+    moving: bool = False
 
     def start_waiting(self, wanted: str, widen: bool) -> None:
         self.state = State.WAITING

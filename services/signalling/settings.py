@@ -1,5 +1,6 @@
 """Gateway settings, read once from the environment."""
 
+import ipaddress
 import json
 import os
 import secrets
@@ -37,6 +38,7 @@ class GatewaySettings:
     recent_window_s: float
     drain_timeout_s: float
     resume_grace_s: float
+    resume_token_ttl_s: float
     previous_ip_key_secret: bytes | None
 
     @classmethod
@@ -49,7 +51,7 @@ class GatewaySettings:
             host=env_str("GATEWAY_HOST", "127.0.0.1"),
             port=port,
             allowed_origins=env_list("ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS),
-            trusted_proxies=env_list("TRUSTED_PROXIES", ()),
+            trusted_proxies=_read_trusted_proxies(),
             ice_servers=_read_ice_servers(),
             chat_max_chars=env_int("CHAT_MAX_CHARS", 1000, minimum=1),
             signal_max_bytes=env_int("SIGNAL_MAX_BYTES", 64 * 1024, minimum=256, maximum=96 * 1024),
@@ -66,8 +68,19 @@ class GatewaySettings:
             recent_window_s=env_float("RECENT_WINDOW_S", 300.0, minimum=0.0),
             drain_timeout_s=env_float("DRAIN_TIMEOUT_S", 10.0, minimum=0.0),
             resume_grace_s=env_float("RESUME_GRACE_S", 5.0, minimum=0.0),
+            resume_token_ttl_s=env_float("RESUME_TOKEN_TTL_S", 300.0, minimum=10.0, maximum=3600.0),
             previous_ip_key_secret=previous.encode() if previous else None,
         )
+
+
+def _read_trusted_proxies() -> tuple[str, ...]:
+    proxies = env_list("TRUSTED_PROXIES", ())
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"TRUSTED_PROXIES entry {proxy!r} is not an address or network") from exc
+    return proxies
 
 
 def _read_ice_servers() -> tuple[dict[str, object], ...]:

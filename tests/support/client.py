@@ -31,18 +31,31 @@ class Peer:
         self.counts: dict[str, int] = defaultdict(int)
         self._changed = asyncio.Condition()
         self.hello: dict[str, Any] = {}
+        self.resume_token: str | None = None
         self.sio.on("*", self._record)
 
     async def _record(self, event: str, data: Any = None) -> None:
         async with self._changed:
             self.events[event].append(data)
             self.counts[event] += 1
+            if event == "hello" and isinstance(data, dict):
+                self.resume_token = data.get("resume_token")
+            elif event == "resume_token" and isinstance(data, dict):
+                self.resume_token = data.get("token")
             self._changed.notify_all()
 
     async def connect(self) -> dict[str, Any]:
         await self.sio.connect(self.url, transports=["websocket"], auth=self.auth, headers=self.headers, wait_timeout=5)
         self.hello = await self.next("hello")
         return self.hello
+
+    async def move_to(self, url: str) -> dict[str, Any]:
+        """Reconnect to another gateway with the resume token, as the page does on `reconnect`."""
+        if self.sio.connected:
+            await self.sio.disconnect()
+        self.url = url
+        self.auth = {"browser_id": self.browser_id, "resume_token": self.resume_token}
+        return await self.connect()
 
     async def next(self, event: str, timeout_s: float = DEFAULT_WAIT_S) -> Any:
         """Wait for and consume the oldest unconsumed `event`."""
