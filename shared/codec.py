@@ -38,7 +38,8 @@ def decode(payload: bytes, event_type: type[E]) -> E:
         raise DecodeError("payload is not a [version, kind, fields] envelope")
 
     version, kind, fields = envelope
-    if version != SCHEMA_VERSION:
+    # Compare the type too: True and 1.0 are equal to 1 in Python but are not version 1.
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise DecodeError(f"unknown schema version {version!r}, expected {SCHEMA_VERSION}")
     if kind != event_type.kind:
         raise DecodeError(f"event kind {kind!r} where {event_type.kind!r} was expected")

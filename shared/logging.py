@@ -9,9 +9,10 @@ import logging
 import os
 import sys
 import threading
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
+from structlog.typing import EventDict
 
 # Field names whose values must never reach a log line: chat text, SDP and raw addresses.
 # The filter is a backstop; call sites already leave these out.
@@ -57,7 +58,7 @@ class DailyFileWriter:
     log = debug = info = warning = error = critical = exception = msg
 
 
-def drop_private_fields(_logger: object, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def drop_private_fields(_logger: object, _method: str, event_dict: EventDict) -> EventDict:
     """Remove fields that may carry chat text, SDP or addresses, and shorten ip_keys."""
     for name in DROPPED_FIELDS & event_dict.keys():
         event_dict[name] = "[dropped]"

@@ -1,5 +1,6 @@
 """Readers for settings taken from the environment, and the settings every service shares."""
 
+import math
 import os
 from dataclasses import dataclass
 from typing import TypeVar
@@ -35,7 +36,7 @@ def env_int(name: str, default: int, minimum: int | None = None, maximum: int | 
 
 
 def env_float(name: str, default: float, minimum: float | None = None, maximum: float | None = None) -> float:
-    """Read a number setting and check its bounds."""
+    """Read a finite number setting and check its bounds."""
     raw = os.environ.get(name)
     if not raw:
         return default
@@ -43,6 +44,9 @@ def env_float(name: str, default: float, minimum: float | None = None, maximum: 
         value = float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name}={raw!r} is not a number") from exc
+    # float() accepts "nan" and "inf". NaN passes every bound check, and an infinite interval never fires.
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} is not a finite number")
     return _bounded(name, value, minimum, maximum)
 
 
