@@ -8,10 +8,9 @@ from collections.abc import Callable
 import structlog
 from aiohttp import web
 from nats.aio.client import Client
-from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry
 
-from services.matcher.lease import Lease, open_lease_bucket
+from services.matcher.lease import Lease
 from services.matcher.metrics import MatcherMetrics
 from services.matcher.pairing import Action, Pairing, PairingRules, Proposal, Requeued, Started
 from services.matcher.settings import MatcherSettings
@@ -53,8 +52,7 @@ class Matcher:
         self._nats = await connect_nats(
             settings.common.nats_url, settings.matcher_id, settings.common.nats_connect_timeout_s
         )
-        bucket = await open_lease_bucket(self._nats.jetstream(), settings.lease_ttl_s)
-        self._lease = Lease(bucket, settings.matcher_id)
+        self._lease = Lease(self._nats.jetstream(), settings.matcher_id, settings.lease_ttl_s)
         await self._subscribe()
 
         app = web.Application()
@@ -62,7 +60,7 @@ class Matcher:
         self._runner, self.http_port = await start_site(app, settings.http_host, settings.http_port)
 
         self._tasks = [
-            asyncio.create_task(self._lease_loop(bucket), name="lease"),
+            asyncio.create_task(self._lease_loop(), name="lease"),
             asyncio.create_task(self._tick_loop(), name="tick"),
             asyncio.create_task(self._announce_loop(), name="announce"),
         ]
@@ -183,7 +181,7 @@ class Matcher:
             recent_override_after_s=settings.recent_override_after_s,
         )
 
-    async def _lease_loop(self, bucket: KeyValue) -> None:
+    async def _lease_loop(self) -> None:
         assert self._lease is not None
         renew_every_s = self.settings.lease_ttl_s / 3
         last_renewal_s = 0.0

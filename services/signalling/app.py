@@ -76,7 +76,7 @@ class Gateway:
 
         nats = await connect_nats(settings.common.nats_url, settings.gateway_id, settings.common.nats_connect_timeout_s)
         self.core.nats = nats
-        self.core.resume_store = await ResumeStore.open(nats.jetstream())
+        self.core.resume_store = ResumeStore(nats.jetstream())
         await self.deliveries.subscribe(nats)
         rejected = self.metrics.rejected
         await subscribe_event(nats, subjects.MATCH_EPOCH, MatchEpoch, self.deliveries.on_epoch, rejected)

@@ -17,12 +17,12 @@ import msgpack
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
 from nats.js.errors import KeyNotFoundError
-from nats.js.kv import KeyValue
 
 from services.signalling.session import Call, PastPartner, Session, State
 from shared.codec import decode, encode
 from shared.errors import DecodeError
 from shared.events import Event
+from shared.kv import ReopeningBucket
 
 RESUME_BUCKET = "resume"
 
@@ -147,36 +147,43 @@ def restore_into(session: Session, snapshot: SessionSnapshot, now_s: float) -> N
 
 
 class ResumeStore:
-    """Snapshots and current locations of moving sessions, in a short-lived KV bucket."""
+    """Snapshots and current locations of moving sessions, in a short-lived memory KV bucket."""
 
-    def __init__(self, bucket: KeyValue) -> None:
-        self._bucket = bucket
-
-    @classmethod
-    async def open(cls, js: JetStreamContext) -> "ResumeStore":
+    def __init__(self, js: JetStreamContext) -> None:
         config = KeyValueConfig(bucket=RESUME_BUCKET, history=1, ttl=RESUME_SNAPSHOT_TTL_S, storage=StorageType.MEMORY)
-        return cls(await js.create_key_value(config))
+        self._bucket = ReopeningBucket(js, config)
+
+    async def _put(self, key: str, value: bytes) -> None:
+        try:
+            await (await self._bucket.get()).put(key, value)
+        except Exception as exc:
+            self._bucket.forget_on(exc)
+            raise
+
+    async def _get(self, key: str) -> bytes | None:
+        try:
+            entry = await (await self._bucket.get()).get(key)
+        except KeyNotFoundError:
+            return None
+        except Exception as exc:
+            self._bucket.forget_on(exc)
+            raise
+        return entry.value or None
 
     async def save(self, snapshot: SessionSnapshot) -> None:
-        await self._bucket.put(f"snap.{snapshot.session_id}", encode(snapshot))
+        await self._put(f"snap.{snapshot.session_id}", encode(snapshot))
 
     async def take(self, session_id: str) -> SessionSnapshot | None:
         """Fetch and delete a snapshot, so one token resumes a session once."""
-        try:
-            entry = await self._bucket.get(f"snap.{session_id}")
-        except KeyNotFoundError:
+        value = await self._get(f"snap.{session_id}")
+        if value is None:
             return None
-        await self._bucket.delete(f"snap.{session_id}")
-        if entry.value is None:
-            return None
-        return decode(entry.value, SessionSnapshot)
+        await (await self._bucket.get()).delete(f"snap.{session_id}")
+        return decode(value, SessionSnapshot)
 
     async def set_location(self, session_id: str, gateway_id: str) -> None:
-        await self._bucket.put(f"loc.{session_id}", gateway_id.encode())
+        await self._put(f"loc.{session_id}", gateway_id.encode())
 
     async def location(self, session_id: str) -> str | None:
-        try:
-            entry = await self._bucket.get(f"loc.{session_id}")
-        except KeyNotFoundError:
-            return None
-        return entry.value.decode() if entry.value else None
+        value = await self._get(f"loc.{session_id}")
+        return value.decode() if value else None

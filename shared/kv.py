@@ -1,0 +1,29 @@
+"""A JetStream KV bucket that is opened lazily and opened again after the broker lost it."""
+
+from nats.js.api import KeyValueConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import BucketNotFoundError, NoStreamResponseError
+from nats.js.kv import KeyValue
+
+
+class ReopeningBucket:
+    """Creates or opens a bucket on first use, and again after a 'no stream' failure.
+
+    A broker restarted without its store (or a memory bucket after any restart) answers
+    requests for the old bucket with no responders; creating it again heals that.
+    """
+
+    def __init__(self, js: JetStreamContext, config: KeyValueConfig) -> None:
+        self._js = js
+        self._config = config
+        self._bucket: KeyValue | None = None
+
+    async def get(self) -> KeyValue:
+        if self._bucket is None:
+            self._bucket = await self._js.create_key_value(self._config)
+        return self._bucket
+
+    def forget_on(self, exc: BaseException) -> None:
+        """Drop the open handle when `exc` says the bucket no longer exists."""
+        if isinstance(exc, BucketNotFoundError | NoStreamResponseError):
+            self._bucket = None
