@@ -143,7 +143,9 @@ class BrowserEvents:
         token = auth.get("resume_token") if isinstance(auth, dict) else None
         if token is None or core.resume_store is None:
             return False
-        session_id = verify_token(core.token_key, token, session.browser_id, core.clock_wall())
+        session_id = None
+        for key in core.token_keys:
+            session_id = session_id or verify_token(key, token, session.browser_id, core.clock_wall())
         if session_id is None or session_id in core.by_session:
             log.info("resume_rejected", reason="invalid or expired token")
             return False

@@ -51,6 +51,9 @@ class GatewayCore:
         self.emptied = asyncio.Event()
         self.resume_store: ResumeStore | None = None
         self.token_key = token_key(settings.common.ip_key_secret)
+        # During a secret rotation, tokens issued before it still resume their sessions.
+        previous = settings.previous_ip_key_secret
+        self.token_keys = (self.token_key,) + ((token_key(previous),) if previous else ())
 
     # -- registry ------------------------------------------------------------------------
 

@@ -75,3 +75,23 @@ def test_token_bound_to_browser_and_secret():
     payload, _, signature = token.partition(".")
     assert verify_token(key, payload + "." + signature[::-1], "browser-aaaaaaaaaaaa") is None
     assert verify_token(key, 42, "browser-aaaaaaaaaaaa") is None
+
+
+async def test_token_from_previous_secret_resumes(nats_broker):
+    old_secret = b"an-older-secret-0123456789"
+    overrides = {"previous_ip_key_secret": old_secret}
+    async with running_stack(nats_broker.url, gateways=2, gateway_overrides=overrides) as stack:
+        client = Peer(stack.url(0))
+        first = await client.connect()
+        await client.join()
+        client.resume_token = issue_token(
+            token_key(old_secret), first["session_id"], client.browser_id, time.time() + 60
+        )
+
+        drain = stack.gateways[0].core.sio.start_background_task(stack.gateways[0].drain)
+        await client.next("reconnect")
+        hello = await client.move_to(stack.url(1))
+        await drain
+        assert hello["resumed"] == {"state": "waiting"}
+        assert hello["session_id"] == first["session_id"]
+        await client.close()
