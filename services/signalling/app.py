@@ -21,6 +21,8 @@ from shared import subjects
 from shared.bus import connect_nats, subscribe_event
 from shared.events import GatewayHeartbeat, MatchEpoch
 from shared.ops import add_ops_routes, start_site
+from shared.turn import ice_servers_for as turn_ice_servers
+from shared.turn import issue_credentials
 
 log = structlog.get_logger("gateway")
 
@@ -67,7 +69,23 @@ class Gateway:
         return not self.core.draining and nats is not None and nats.is_connected
 
     def ice_servers_for(self, session: Session) -> list[dict[str, object]]:
-        return [dict(server) for server in self.settings.ice_servers]
+        """Build the session's ICE servers: the static ones, plus TURN credentials of its own."""
+        servers = [dict(server) for server in self.settings.ice_servers]
+        turn = self.settings.turn
+        if turn.enabled:
+            credentials = issue_credentials(turn, self.core.clock_wall)
+            session.turn_renew_at_s = credentials.renew_at
+            servers += [dict(server) for server in turn_ice_servers(turn, credentials)]
+        return servers
+
+    async def _renew_turn_credentials(self) -> None:
+        """Send fresh TURN credentials to sessions in long calls before their old ones expire."""
+        now = self.core.clock_wall()
+        for session in list(self.core.by_sid.values()):
+            if session.call is None or session.turn_renew_at_s is None or now < session.turn_renew_at_s:
+                continue
+            servers = self.ice_servers_for(session)
+            await self.core.emit(session, "ice_servers", {"call_id": session.call.call_id, "ice_servers": servers})
 
     async def start(self) -> None:
         settings = self.settings
@@ -170,6 +188,7 @@ class Gateway:
         await self.deliveries.expire_pending()
         await self.deliveries.end_orphaned_calls()
         await self._refresh_tokens()
+        await self._renew_turn_credentials()
 
     async def _refresh_tokens(self) -> None:
         """Give each client a new resume token when half of its token's lifetime has passed."""

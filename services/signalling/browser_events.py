@@ -11,6 +11,7 @@ from services.signalling import validation
 from services.signalling.client_address import client_address
 from services.signalling.core import GatewayCore
 from services.signalling.geo import CountryLookup
+from services.signalling.ice_filter import filter_signal
 from services.signalling.ratelimit import TokenBucket
 from services.signalling.resume import restore_into, verify_token
 from services.signalling.session import Session, State
@@ -280,7 +281,14 @@ class BrowserEvents:
 
     async def on_signal(self, session: Session, data: object) -> None:
         request = validation.parse_signal(data, self.core.settings.signal_max_bytes)
-        await self._relay(session, request.call_id, "signal", {"kind": request.kind, "data": request.data})
+        body = request.data
+        if session.hide_ip:
+            # Backstop for "Hide my IP": only relay candidates of this session reach the partner.
+            forward, body = filter_signal(request.kind, body)
+            if not forward:
+                self.core.metrics.relays_dropped.labels(reason="hidden_address").inc()
+                return
+        await self._relay(session, request.call_id, "signal", {"kind": request.kind, "data": body})
 
     async def on_chat(self, session: Session, data: object) -> None:
         request = validation.parse_chat(data, self.core.settings.chat_max_chars)

@@ -74,6 +74,7 @@ class Session:
     reported_calls: set[str] = field(default_factory=set)
     blocked_keys: dict[str, float] = field(default_factory=dict)
     token_issued_at_s: float = 0.0
+    turn_renew_at_s: float | None = None
     moving: bool = False
 
     def start_waiting(self, wanted: str, widen: bool) -> None:
@@ -93,6 +94,7 @@ class Session:
         self.call = None
         self.pending = None
         self.state = State.IDLE
+        self.turn_renew_at_s = None
         return call
 
     def recent_partners(self, now_s: float, count: int, window_s: float) -> list[PastPartner]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from shared.errors import ConfigError
 from shared.settings import CommonSettings, env_float, env_int, env_list, env_str
+from shared.turn import TurnSettings
 
 DEFAULT_ALLOWED_ORIGINS = ("http://127.0.0.1:8080", "http://localhost:8080")
 
@@ -23,6 +24,7 @@ class GatewaySettings:
     allowed_origins: tuple[str, ...]
     trusted_proxies: tuple[str, ...]
     ice_servers: tuple[dict[str, object], ...]
+    turn: TurnSettings
     chat_max_chars: int
     signal_max_bytes: int
     game_max_bytes: int
@@ -53,6 +55,7 @@ class GatewaySettings:
             allowed_origins=env_list("ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS),
             trusted_proxies=_read_trusted_proxies(),
             ice_servers=_read_ice_servers(),
+            turn=TurnSettings.from_env(),
             chat_max_chars=env_int("CHAT_MAX_CHARS", 1000, minimum=1),
             signal_max_bytes=env_int("SIGNAL_MAX_BYTES", 64 * 1024, minimum=256, maximum=96 * 1024),
             game_max_bytes=env_int("GAME_MAX_BYTES", 1024, minimum=64),
