@@ -3,6 +3,7 @@
 import asyncio
 
 from services.signalling.app import Gateway
+from services.signalling.games import validate_game
 from services.signalling.settings import GatewaySettings
 from shared.logging import configure_logging
 from shared.runner import run_service
@@ -11,7 +12,7 @@ from shared.runner import run_service
 async def serve(stop: asyncio.Event) -> None:
     settings = GatewaySettings.from_env()
     configure_logging("gateway", settings.common.log_level, settings.common.log_dir)
-    await Gateway(settings).run(stop)
+    await Gateway(settings, validate_game=validate_game).run(stop)
 
 
 if __name__ == "__main__":

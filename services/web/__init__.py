@@ -1,0 +1,1 @@
+"""Web service: the page, its config, policy pages and first-party analytics."""
