@@ -1,7 +1,6 @@
 """The matcher process: NATS subscriptions, the lease loop and the pairing tick."""
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 
@@ -20,6 +19,7 @@ from shared.bus import connect_nats, subscribe_event
 from shared.codec import encode
 from shared.events import CallStart, GatewayHeartbeat, MatchConfirm, Matched, MatchEpoch, MatchJoin, MatchLeave
 from shared.ops import add_ops_routes, start_site
+from shared.tasks import cancel_tasks
 
 log = structlog.get_logger("matcher")
 
@@ -68,11 +68,7 @@ class Matcher:
 
     async def close(self) -> None:
         log.info("matcher_stopping")
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
         if self.pairing is not None and self._lease is not None:
             await self._lease.release()
         if self._runner is not None:

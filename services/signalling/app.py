@@ -7,20 +7,25 @@ from collections.abc import Callable
 import socketio
 import structlog
 from aiohttp import web
+from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
+from services.signalling.bans import BanCache
 from services.signalling.browser_events import BanLookup, BrowserEvents, GameValidator
 from services.signalling.core import GatewayCore
 from services.signalling.deliveries import Deliveries
 from services.signalling.geo import CountryLookup
 from services.signalling.metrics import GatewayMetrics
 from services.signalling.resume import ResumeStore, snapshot_of
-from services.signalling.session import Session
+from services.signalling.session import Session, State
 from services.signalling.settings import GatewaySettings
 from shared import subjects
+from shared.bans import open_bans_bucket, open_report_blocks_bucket
 from shared.bus import connect_nats, subscribe_event
 from shared.events import GatewayHeartbeat, MatchEpoch
+from shared.ipkey import short_key
 from shared.ops import add_ops_routes, start_site
+from shared.tasks import cancel_tasks
 from shared.turn import ice_servers_for as turn_ice_servers
 from shared.turn import issue_credentials
 
@@ -59,6 +64,7 @@ class Gateway:
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._last_online = -1
+        self.ban_cache: BanCache | None = None
 
         self.sio.attach(self._app)
         self.browser.register(self.sio)
@@ -101,6 +107,7 @@ class Gateway:
         await subscribe_event(
             nats, subjects.GATEWAY_HEARTBEAT, GatewayHeartbeat, self.deliveries.on_heartbeat, rejected
         )
+        await self._load_moderation_state(nats)
         # Announce this boot before the first join, so the matcher drops a predecessor's entries.
         await self._beat()
 
@@ -114,11 +121,9 @@ class Gateway:
     async def close(self) -> None:
         log.info("gateway_stopping", sessions=len(self.core.by_sid))
         await self.drain()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
+        if self.ban_cache is not None:
+            await self.ban_cache.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self.core.nats is not None:
@@ -143,6 +148,31 @@ class Gateway:
                 await asyncio.wait_for(core.emptied.wait(), self.settings.drain_timeout_s)
         for sid in list(core.by_sid):
             await self.sio.disconnect(sid)
+
+    async def _load_moderation_state(self, nats: Client) -> None:
+        """Watch the bans bucket into a local copy and open the reporters' block lists."""
+        js = nats.jetstream()
+        self.browser.blocks_bucket = await open_report_blocks_bucket(js, self.settings.policy)
+        if self.browser.bans is not None:
+            return
+        self.ban_cache = BanCache(
+            await open_bans_bucket(js), on_ban=self._end_banned_sessions, reconnects=lambda: nats.stats["reconnects"]
+        )
+        await self.ban_cache.start(timeout_s=self.settings.common.nats_connect_timeout_s)
+        self.browser.bans = self.ban_cache
+
+    async def _end_banned_sessions(self, ip_key: str, until: float) -> None:
+        """End every session of a newly banned key: `banned` to it, `partner_left` to its partner."""
+        for session in list(self.core.by_sid.values()):
+            if ip_key not in (session.ip_key, session.previous_ip_key):
+                continue
+            log.info("session_banned", session_id=session.session_id, ip_key=short_key(ip_key))
+            await self.core.emit(session, "banned", {"until": until})
+            if session.state is State.IN_CALL:
+                await self.core.end_call(session, "banned")
+            else:
+                await self.core.leave_queue(session)
+            await self.sio.disconnect(session.sid)
 
     async def _hand_over(self, session: Session) -> None:
         """Leave the session's snapshot for the next gateway, then ask its client to move."""

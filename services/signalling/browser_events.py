@@ -6,6 +6,7 @@ from typing import Protocol
 
 import socketio
 import structlog
+from nats.js.kv import KeyValue
 
 from services.signalling import validation
 from services.signalling.client_address import client_address
@@ -17,6 +18,7 @@ from services.signalling.resume import restore_into, verify_token
 from services.signalling.session import Session, State
 from services.signalling.validation import ClientError
 from shared import subjects
+from shared.bans import read_blocks
 from shared.events import ModerationReport, Moved, Relay
 from shared.ipkey import ip_key, short_key
 
@@ -46,6 +48,7 @@ class BrowserEvents:
         self.bans = bans
         self.validate_game = validate_game
         self.report_limiters: dict[str, TokenBucket] = {}
+        self.blocks_bucket: KeyValue | None = None
         self.handlers: dict[str, Handler] = {
             "join": self.on_join,
             "skip": self.on_skip,
@@ -102,6 +105,7 @@ class BrowserEvents:
             limiter=TokenBucket(settings.events_per_second, settings.event_burst),
         )
         resumed = await self._resume(session, auth)
+        await self._load_blocks(session)
         core.add(session)
         log.info(
             "session_connected",
@@ -135,6 +139,16 @@ class BrowserEvents:
         elif session.state is State.IN_CALL:
             await self.core.end_call(session, "disconnected")
         log.info("session_disconnected", session_id=session.session_id)
+
+    async def _load_blocks(self, session: Session) -> None:
+        """Copy the reporter's block list from earlier sessions, so a reconnect keeps its blocks."""
+        if self.blocks_bucket is None:
+            return
+        now_wall = self.core.clock_wall()
+        timeout_s = self.core.settings.common.nats_connect_timeout_s
+        blocks = await read_blocks(self.blocks_bucket, session.ip_key, now_wall, timeout_s)
+        for key, until_wall in blocks.items():
+            session.blocked_keys[key] = self.core.clock() + (until_wall - now_wall)
 
     # -- resume ----------------------------------------------------------------------------
 
@@ -335,7 +349,7 @@ class BrowserEvents:
             raise ClientError("rate_limited", "too many reports; try again later")
 
         session.reported_calls.add(request.call_id)
-        session.blocked_keys[partner_key] = self.core.clock() + self.core.settings.report_block_s
+        session.blocked_keys[partner_key] = self.core.clock() + self.core.settings.policy.report_block_s
         report = ModerationReport(request.call_id, session.ip_key, partner_key, request.reason)
         await self.core.publish(subjects.MODERATION_REPORT, report)
         log.info("report_sent", session_id=session.session_id, call_id=request.call_id, reason=request.reason)
@@ -349,6 +363,6 @@ class BrowserEvents:
             return session.call.partner_key
         now = self.core.clock()
         for partner in session.past_partners:
-            if partner.call_id == call_id and now - partner.ended_at_s <= self.core.settings.report_window_s:
+            if partner.call_id == call_id and now - partner.ended_at_s <= self.core.settings.report_grace_s:
                 return partner.ip_key
         raise ClientError("invalid_report", "you can report only your current or just-ended call")

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 
 from shared.errors import ConfigError
+from shared.policy import PolicySettings
 from shared.settings import CommonSettings, env_float, env_int, env_list, env_str
 from shared.turn import TurnSettings
 
@@ -31,8 +32,8 @@ class GatewaySettings:
     events_per_second: float
     event_burst: int
     reports_per_hour: int
-    report_window_s: float
-    report_block_s: float
+    report_grace_s: float
+    policy: PolicySettings
     heartbeat_interval_s: float
     confirm_timeout_s: float
     online_interval_s: float
@@ -62,8 +63,8 @@ class GatewaySettings:
             events_per_second=env_float("EVENTS_PER_SECOND", 20.0, minimum=0.1),
             event_burst=env_int("EVENT_BURST", 60, minimum=1),
             reports_per_hour=env_int("REPORTS_PER_HOUR", 5, minimum=1),
-            report_window_s=env_float("REPORT_WINDOW_S", 120.0, minimum=0.0),
-            report_block_s=env_float("REPORT_BLOCK_S", 24 * 3600.0, minimum=0.0),
+            report_grace_s=env_float("REPORT_GRACE_S", 120.0, minimum=0.0),
+            policy=PolicySettings.from_env(),
             heartbeat_interval_s=env_float("HEARTBEAT_INTERVAL_S", 1.0, minimum=0.05),
             confirm_timeout_s=env_float("CONFIRM_TIMEOUT_S", 2.0, minimum=0.1),
             online_interval_s=env_float("ONLINE_INTERVAL_S", 5.0, minimum=0.1),

@@ -4,10 +4,11 @@ import json
 import re
 from dataclasses import dataclass
 
+from shared import bans
 from shared.events import ANY_COUNTRY
 
 SIGNAL_KINDS = frozenset({"offer", "answer", "candidate", "need_offer"})
-REPORT_REASONS = frozenset({"harassment", "sexual_content", "spam", "underage", "hate", "other"})
+REPORT_REASONS = frozenset(bans.REPORT_REASONS)
 
 _CALL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BROWSER_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")

@@ -1,0 +1,1 @@
+"""The moderation service: reports, ban decisions, the ban store, the admin API and retention purges."""
