@@ -5,7 +5,9 @@ Both steps take `now` from an injectable clock, so tests can move time instead o
 
 import asyncio
 import datetime
+import math
 import os
+import re
 import time
 from collections.abc import Callable
 
@@ -19,6 +21,20 @@ from shared.bans import BanStore
 from shared.ipkey import short_key
 
 log = structlog.get_logger("retention")
+
+_DAILY_FILE = re.compile(r"-(\d{4}-\d{2}-\d{2})\.log$")
+
+
+def _day_start_s(file_name: str) -> float:
+    """Return the unix time at which a daily log file's UTC day began, or +inf for other names."""
+    match = _DAILY_FILE.search(file_name)
+    if match is None:
+        return math.inf
+    try:
+        day = datetime.datetime.strptime(match.group(1), "%Y-%m-%d").replace(tzinfo=datetime.UTC)
+    except ValueError:
+        return math.inf
+    return day.timestamp()
 
 
 class Retention:
@@ -67,7 +83,11 @@ class Retention:
             await purge_markers(self._js, name, bucket, self._marker_grace_s)
 
     def purge_logs(self) -> int:
-        """Delete regular files in the log directory last modified before the retention period."""
+        """Delete regular files in the log directory whose oldest line may be past the retention period.
+
+        A file's oldest line is as old as its last change, or, for a daily file named
+        `<name>-YYYY-MM-DD.log`, as old as the start of that UTC day, whichever is older.
+        """
         if not self._log_dir or not os.path.isdir(self._log_dir):
             return 0
         cutoff_s = self._clock() - self._log_retention_s
@@ -75,7 +95,10 @@ class Retention:
         with os.scandir(self._log_dir) as entries:
             for entry in entries:
                 # Symbolic links are skipped: a link must never let the purge delete files elsewhere.
-                if not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_mtime >= cutoff_s:
+                if not entry.is_file(follow_symlinks=False):
+                    continue
+                oldest_line_s = min(entry.stat(follow_symlinks=False).st_mtime, _day_start_s(entry.name))
+                if oldest_line_s >= cutoff_s:
                     continue
                 try:
                     os.remove(entry.path)

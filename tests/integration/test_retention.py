@@ -1,5 +1,6 @@
 """Retention on real NATS with an injectable clock: bans end on time, old log files go."""
 
+import datetime
 import os
 import time
 from pathlib import Path
@@ -50,8 +51,9 @@ async def test_bans_disappear_at_end_time(nats_broker: Broker) -> None:
         assert keeper is not None
         start_s = clock.now_s
         await keeper.impose(KEY, BanRecord(until=start_s + DAY_S, reason="spam", created_at=start_s), replace=True)
-        await keeper.impose(OTHER_KEY, BanRecord(until=start_s + 3 * DAY_S, reason="hate", created_at=start_s),
-                            replace=True)
+        await keeper.impose(
+            OTHER_KEY, BanRecord(until=start_s + 3 * DAY_S, reason="hate", created_at=start_s), replace=True
+        )
 
         clock.now_s = start_s + DAY_S - 1
         assert moderation.retention is not None
@@ -73,12 +75,13 @@ async def test_bans_disappear_at_end_time(nats_broker: Broker) -> None:
 async def test_purged_ban_leaves_no_trace(nats_broker: Broker) -> None:
     clock = FakeClock()
     overrides = {"ban_purge_interval_s": 0.05, "marker_grace_s": 0.0}
-    async with running_moderation(nats_broker.url, clock=clock, **overrides) as moderation, \
-            nats_client(nats_broker.url) as client:
+    async with (
+        running_moderation(nats_broker.url, clock=clock, **overrides) as moderation,
+        nats_client(nats_broker.url) as client,
+    ):
         keeper = moderation.keeper
         assert keeper is not None
-        await keeper.impose(KEY, BanRecord(until=clock.now_s + 60, reason="spam", created_at=clock.now_s),
-                            replace=True)
+        await keeper.impose(KEY, BanRecord(until=clock.now_s + 60, reason="spam", created_at=clock.now_s), replace=True)
         clock.now_s += 61
         js = client.jetstream()
 
@@ -140,3 +143,24 @@ async def test_purge_skips_symlinks(nats_broker: Broker, tmp_path: Path) -> None
 
         assert retention.purge_logs() == 0
         assert target.exists()
+
+
+async def test_daily_file_purged_by_its_date(nats_broker: Broker, tmp_path: Path) -> None:
+    """A daily file's first line is as old as its UTC day, even when the file changed later."""
+    clock = FakeClock()
+
+    def day_name(age_s: float) -> str:
+        return datetime.datetime.fromtimestamp(clock.now_s - age_s, datetime.UTC).strftime("%Y-%m-%d")
+
+    started_long_ago = tmp_path / f"gateway-{day_name(7.5 * DAY_S)}.log"
+    started_today = tmp_path / f"gateway-{day_name(0)}.log"
+    age_file(started_long_ago, 6.5 * DAY_S, clock.now_s)
+    age_file(started_today, 0, clock.now_s)
+
+    async with running_moderation(nats_broker.url, clock=clock, log_dir=str(tmp_path)) as moderation:
+        retention = moderation.retention
+        assert retention is not None
+
+        assert retention.purge_logs() == 1
+        assert not started_long_ago.exists()
+        assert started_today.exists()
