@@ -143,6 +143,16 @@ def start_services(supervisor: Supervisor, env: dict[str, str]) -> None:
     supervisor.start("web", [python, "-m", "services.web"], {**env, "WEB_PORT": str(WEB_PORT)})
 
 
+def write_admin_token(token: str) -> str:
+    """Keep the admin token in a private file, so it is at hand without showing in the log."""
+    path = os.path.join(REPO_ROOT, "run", "admin-token")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(token + "\n")
+    return path
+
+
 def main() -> None:
     supervisor = Supervisor()
     env = base_env()
