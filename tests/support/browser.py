@@ -107,8 +107,13 @@ class WebStack:
 
 
 @asynccontextmanager
-async def web_stack(nats_url: str, bans: Any = None, **web_overrides: Any) -> AsyncIterator[WebStack]:
-    """Run a matcher, two gateways (games on, with an optional ban lookup) and the web service in this loop."""
+async def web_stack(
+    nats_url: str, bans: Any = None, gateway_overrides: dict[str, Any] | None = None, **web_overrides: Any
+) -> AsyncIterator[WebStack]:
+    """Run a matcher, two gateways (games on, with an optional ban lookup) and the web service in this loop.
+
+    `gateway_overrides` adds GatewaySettings fields (e.g. `turn`) to the page origin and trusted proxy set here.
+    """
     require_vendor_files()
     web_port = free_port()
     origin = f"http://127.0.0.1:{web_port}"
@@ -117,7 +122,11 @@ async def web_stack(nats_url: str, bans: Any = None, **web_overrides: Any) -> As
         gateways=2,
         game_validator=validate_game,
         bans=bans,
-        gateway_overrides={"allowed_origins": (origin,), "trusted_proxies": ("127.0.0.1/32",)},
+        gateway_overrides={
+            "allowed_origins": (origin,),
+            "trusted_proxies": ("127.0.0.1/32",),
+            **(gateway_overrides or {}),
+        },
     ) as stack:
         settings = dataclasses.replace(
             WebSettings.from_env(),

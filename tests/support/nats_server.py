@@ -1,6 +1,7 @@
 """NATS brokers for tests: NATS_URL when set, else testcontainers, else the nats-server binary."""
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -50,11 +51,23 @@ class Broker:
         wait_for_port(self.port, STARTUP_TIMEOUT_S)
 
 
+# Ports for services the tests start. They lie below Linux's default ephemeral range
+# (32768-60999), so an outgoing connection cannot take a port between our pick and the bind.
+SERVICE_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """Pick a random loopback port in SERVICE_PORTS that is free for TCP and UDP right now."""
+    for _ in range(200):
+        port = random.choice(SERVICE_PORTS)
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
         return port
+    raise RuntimeError(f"no free port in {SERVICE_PORTS} after 200 tries")
 
 
 def wait_for_port(port: int, timeout_s: float) -> None:
@@ -77,7 +90,7 @@ def find_nats_binary() -> str | None:
 
 def docker_answers() -> bool:
     try:
-        import docker  # type: ignore[import-untyped]  # testcontainers brings it
+        import docker
 
         docker.from_env(timeout=2).ping()
     except Exception:
@@ -109,8 +122,8 @@ def local_broker() -> Iterator[Broker]:
 @contextmanager
 def container_broker() -> Iterator[Broker]:
     """Run NATS with JetStream in a container through testcontainers."""
-    from testcontainers.core.container import DockerContainer  # type: ignore[import-untyped]
-    from testcontainers.core.waiting_utils import wait_for_logs  # type: ignore[import-untyped]
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
 
     container = DockerContainer("nats:2.10-alpine").with_command("-js").with_exposed_ports(4222)
     with container:

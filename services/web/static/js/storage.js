@@ -1,4 +1,5 @@
-// Choices kept in this browser's localStorage. Nothing here is sent to a server.
+// Choices kept in this browser's localStorage. Nothing here is sent to a server, except the
+// Hide my IP choice, which the socket's auth carries to the gateway.
 // Storage can be unavailable (some private modes); then choices last for this page only.
 
 const memory = new Map();
