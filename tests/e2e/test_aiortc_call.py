@@ -1,13 +1,12 @@
 """Two real WebRTC peers (aiortc) matched through two gateway processes exchange audio."""
 
 import asyncio
-import time
 
 import pytest
 
 from tests.support.client import Peer
-from tests.support.nats_server import free_port
-from tests.support.stack import gateway_env, matcher_env, service_processes, spawn_service, wait_ready
+from tests.support.stack import service_processes, spawn_stack
+from tests.support.waiting import wait_until
 from tests.support.webrtc import CallPeer, loopback_only_ice
 
 MIN_FRAMES = 50
@@ -15,45 +14,15 @@ TONE_A_HZ = 440.0
 TONE_B_HZ = 880.0
 
 
-async def wait_until(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout_s} s")
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.timeout(90)
 async def test_aiortc_peers_talk_across_gateway_processes(nats_broker, tmp_path):
     with service_processes(str(tmp_path)) as processes:
-        matcher_port = free_port()
-        processes.append(
-            spawn_service(
-                "services.matcher",
-                matcher_env(nats_broker.url, "m1", matcher_port),
-                str(tmp_path / "matcher.log"),
-                matcher_port,
-                "matcher",
-            )
-        )
-        for index in range(2):
-            port = free_port()
-            processes.append(
-                spawn_service(
-                    "services.signalling",
-                    gateway_env(nats_broker.url, f"gw{index}", port),
-                    str(tmp_path / f"gw{index}.log"),
-                    port,
-                    f"gw{index}",
-                )
-            )
-        for process in processes:
-            await wait_ready(process.port, process=process)
+        stack = await spawn_stack(nats_broker.url, str(tmp_path), processes)
 
         with loopback_only_ice():
-            alice = Peer(f"http://127.0.0.1:{processes[1].port}")
-            bob = Peer(f"http://127.0.0.1:{processes[2].port}")
-            carol = Peer(f"http://127.0.0.1:{processes[2].port}")
+            alice = Peer(stack.gateway_url(0))
+            bob = Peer(stack.gateway_url(1))
+            carol = Peer(stack.gateway_url(1))
             for client in (alice, bob, carol):
                 await client.connect()
             await alice.join()

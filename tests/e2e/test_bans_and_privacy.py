@@ -27,7 +27,7 @@ from shared.codec import encode
 from shared.events import ModerationReport
 from shared.ipkey import ip_key, normalize_address, short_key
 from tests.support.client import Peer
-from tests.support.moderation import TEST_ADMIN_TOKEN, nats_client, wait_until
+from tests.support.moderation import TEST_ADMIN_TOKEN, nats_client
 from tests.support.nats_server import Broker, free_port
 from tests.support.stack import (
     ServiceProcess,
@@ -37,6 +37,7 @@ from tests.support.stack import (
     spawn_service,
     wait_ready,
 )
+from tests.support.waiting import wait_until
 
 SECRET = os.environ["IP_KEY_SECRET"].encode()
 TARGET = "203.0.113.10"
@@ -99,16 +100,21 @@ async def running_system(nats_url: str, log_dir: Path, output_dir: Path) -> Asyn
     event_limits = {"EVENTS_PER_SECOND": "200", "EVENT_BURST": "500"}
     with service_processes(str(output_dir)) as processes:
         matcher_port = free_port()
-        processes.append(spawn_service(
-            "services.matcher", matcher_env(nats_url, "m1", matcher_port, **shared_env),
-            str(output_dir / "matcher.out"), matcher_port, "matcher",
-        ))
+        processes.append(
+            spawn_service(
+                "services.matcher",
+                matcher_env(nats_url, "m1", matcher_port, **shared_env),
+                str(output_dir / "matcher.out"),
+                matcher_port,
+                "matcher",
+            )
+        )
         gateway_ports = [free_port(), free_port()]
         for index, port in enumerate(gateway_ports):
             env = gateway_env(nats_url, f"gw{index}", port, TRUSTED_PROXIES="127.0.0.1", **shared_env, **event_limits)
-            processes.append(spawn_service(
-                "services.signalling", env, str(output_dir / f"gw{index}.out"), port, f"gw{index}"
-            ))
+            processes.append(
+                spawn_service("services.signalling", env, str(output_dir / f"gw{index}.out"), port, f"gw{index}")
+            )
         moderation_port, admin_port = free_port(), free_port()
         moderation_env = {
             "NATS_URL": nats_url,
@@ -117,9 +123,11 @@ async def running_system(nats_url: str, log_dir: Path, output_dir: Path) -> Asyn
             "ADMIN_TOKEN": TEST_ADMIN_TOKEN,
             **shared_env,
         }
-        processes.append(spawn_service(
-            "services.moderation", moderation_env, str(output_dir / "moderation.out"), moderation_port, "moderation"
-        ))
+        processes.append(
+            spawn_service(
+                "services.moderation", moderation_env, str(output_dir / "moderation.out"), moderation_port, "moderation"
+            )
+        )
         for process in processes:
             await wait_ready(process.port, process=process)
 
@@ -188,9 +196,10 @@ async def metric(port: int, line_prefix: str) -> float:
 
 async def admin(system: System, method: str, path: str, body: object = None) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
-    async with aiohttp.ClientSession() as http, http.request(
-        method, system.admin_url(path), json=body, headers=headers
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, system.admin_url(path), json=body, headers=headers) as response,
+    ):
         return response.status, await response.json()
 
 
@@ -239,7 +248,7 @@ async def test_three_reporters_ban_everywhere(system: System) -> None:
         async def ban_arrived() -> bool:
             return target_key in ban_seen_at
 
-        await wait_until(ban_arrived, timeout_s=5.0, description="ban stored after the third report")
+        await wait_until(ban_arrived, timeout_s=5.0, what="ban stored after the third report")
         deadline = ban_seen_at[target_key] + BAN_DEADLINE_S
 
         banned = await target.next("banned", timeout_s=max(0.0, deadline - time.monotonic()))
@@ -255,6 +264,7 @@ async def test_three_reporters_ban_everywhere(system: System) -> None:
     assert erased["erased"] is True
 
     for url in system.gateways:
+
         async def accepted(gateway: str = url) -> bool:
             peer = client(gateway, TARGET)
             try:
@@ -264,7 +274,7 @@ async def test_three_reporters_ban_everywhere(system: System) -> None:
             await peer.close()
             return True
 
-        await wait_until(accepted, timeout_s=5.0, description=f"erased address accepted by {url}")
+        await wait_until(accepted, timeout_s=5.0, what=f"erased address accepted by {url}")
 
 
 async def test_admin_ban_ends_live_call(system: System) -> None:
@@ -279,7 +289,7 @@ async def test_admin_ban_ends_live_call(system: System) -> None:
         async def ban_arrived() -> bool:
             return ip_key(SECRET, TARGET) in ban_seen_at
 
-        await wait_until(ban_arrived, timeout_s=5.0, description="admin ban in the bucket")
+        await wait_until(ban_arrived, timeout_s=5.0, what="admin ban in the bucket")
         deadline = ban_seen_at[ip_key(SECRET, TARGET)] + BAN_DEADLINE_S
 
         await target.next("banned", timeout_s=max(0.0, deadline - time.monotonic()))
@@ -303,7 +313,7 @@ async def test_banned_key_report_rejected(system: System) -> None:
     async def counted() -> bool:
         return await metric(system.moderation_http_port, rejected) == 1.0
 
-    await wait_until(counted, timeout_s=5.0, description="report from a banned key rejected")
+    await wait_until(counted, timeout_s=5.0, what="report from a banned key rejected")
     status, lookup = await admin(system, "GET", f"/admin/bans/{BYSTANDER}")
     assert lookup["reports_in_window"] == 0
 
@@ -350,7 +360,7 @@ async def test_one_reporter_bans_nobody(system: System) -> None:
     async def all_reports_handled() -> bool:
         return await metric(system.moderation_http_port, "calln_moderation_reports_received_total") == REPORTS_PER_HOUR
 
-    await wait_until(all_reports_handled, timeout_s=5.0, description="five reports handled by moderation")
+    await wait_until(all_reports_handled, timeout_s=5.0, what="five reports handled by moderation")
     status, stats = await admin(system, "GET", "/admin/stats")
     assert status == 200
     assert rate_limited == 50 - REPORTS_PER_HOUR
@@ -415,7 +425,7 @@ async def test_privacy_canary(nats_broker: Broker, system_dirs: tuple[Path, Path
         async def report_stored() -> bool:
             return await metric(system.moderation_http_port, "calln_moderation_reports_received_total") == 1.0
 
-        await wait_until(report_stored, timeout_s=5.0, description="canary report handled")
+        await wait_until(report_stored, timeout_s=5.0, what="canary report handled")
         await alice.close()
         await bob.close()
         for process in system.processes:

@@ -15,8 +15,9 @@ import pytest
 from scripts.coturn import Coturn, find_turnserver, free_port, start_coturn
 from shared.policy import PolicySettings
 from shared.turn import MIN_TURN_SECRET_CHARS, TurnSettings
-from tests.support.browser import CHROMIUM_PATH, CallPage, WebStack, chromium, wait_until, web_stack
+from tests.support.browser import CHROMIUM_PATH, CallPage, WebStack, chromium, web_stack
 from tests.support.nats_server import Broker
+from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.browser,

@@ -32,10 +32,10 @@ from tests.support.browser import (
     chromium,
     skip_without_chromium,
     tab_to,
-    wait_until,
     web_stack,
 )
 from tests.support.nats_server import Broker
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -714,4 +714,3 @@ async def test_keyboard_alone_reaches_a_call(nats_broker: Broker) -> None:
         await keyboard_user.wait_connected()
         await page.keyboard.press("Escape")
         await keyboard_user.wait_screen("waiting")
-

@@ -3,7 +3,7 @@ gathers relay candidates only and the gateway removes any other candidate that s
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection
 
-from scripts.coturn import Coturn, find_turnserver, free_port, start_coturn
+from scripts.coturn import Coturn, find_turnserver, start_coturn
 from services.signalling.ice_filter import candidate_type
 from shared.turn import MIN_TURN_SECRET_CHARS
 from tests.support.client import Peer
-from tests.support.nats_server import Broker
-from tests.support.stack import gateway_env, matcher_env, service_processes, spawn_service, wait_ready
+from tests.support.nats_server import Broker, free_port
+from tests.support.stack import service_processes, spawn_stack
+from tests.support.waiting import wait_until
 from tests.support.webrtc import CallPeer, ToneTrack, loopback_only_ice
 
 MIN_FRAMES = 50
@@ -29,14 +30,6 @@ pytestmark = pytest.mark.skipif(
     find_turnserver() is None,
     reason="coturn's turnserver binary is not installed; install it with `apt-get install coturn`",
 )
-
-
-async def wait_until(condition: Callable[[], bool], timeout_s: float, description: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{description} not reached within {timeout_s} s")
-        await asyncio.sleep(0.05)
 
 
 class TurnCallPeer(CallPeer):
@@ -81,30 +74,8 @@ async def gateways_with_turn(broker: Broker, coturn: Coturn, tmp_path: Path) -> 
     """Run a matcher and two gateway processes that hand out credentials for `coturn`, and yield their URLs."""
     turn = {"TURN_URLS": coturn.url, "TURN_SECRET": TURN_SECRET, "TURN_CREDENTIAL_LIFETIME_S": "600"}
     with service_processes(str(tmp_path)) as processes:
-        matcher_port = free_port()
-        processes.append(
-            spawn_service(
-                "services.matcher",
-                matcher_env(broker.url, "m1", matcher_port),
-                str(tmp_path / "matcher.log"),
-                matcher_port,
-                "matcher",
-            )
-        )
-        for index in range(2):
-            port = free_port()
-            processes.append(
-                spawn_service(
-                    "services.signalling",
-                    gateway_env(broker.url, f"gw{index}", port, **turn),
-                    str(tmp_path / f"gw{index}.log"),
-                    port,
-                    f"gw{index}",
-                )
-            )
-        for process in processes:
-            await wait_ready(process.port, process=process)
-        yield [f"http://127.0.0.1:{process.port}" for process in processes[1:]]
+        stack = await spawn_stack(broker.url, str(tmp_path), processes, gateway_extra=turn)
+        yield [stack.gateway_url(index) for index in range(len(stack.gateways))]
 
 
 async def matched_pair(hidden: Peer, partner: Peer) -> tuple[dict[str, Any], dict[str, Any]]:

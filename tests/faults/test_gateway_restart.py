@@ -6,15 +6,8 @@ import time
 import pytest
 
 from tests.support.client import Peer
-from tests.support.nats_server import free_port
-from tests.support.stack import (
-    ServiceProcess,
-    gateway_env,
-    matcher_env,
-    service_processes,
-    spawn_service,
-    wait_ready,
-)
+from tests.support.stack import ServiceProcess, service_processes, spawn_gateway, spawn_stack
+from tests.support.waiting import wait_until
 from tests.support.webrtc import CallPeer, loopback_only_ice
 
 CALLS = 10
@@ -27,19 +20,11 @@ def url(port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+GATEWAY_EXTRA = {"DRAIN_TIMEOUT_S": "5", "RESUME_GRACE_S": "3"}
+
+
 async def start_gateway(nats_url: str, tmp_path, name: str, port: int) -> ServiceProcess:
-    env = gateway_env(nats_url, name, port, DRAIN_TIMEOUT_S="5", RESUME_GRACE_S="3")
-    process = spawn_service("services.signalling", env, str(tmp_path / f"{name}-{time.monotonic_ns()}.log"), port, name)
-    await wait_ready(port, process=process)
-    return process
-
-
-async def wait_until(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout_s} s")
-        await asyncio.sleep(0.05)
+    return await spawn_gateway(nats_url, str(tmp_path), name, port, **GATEWAY_EXTRA)
 
 
 class Scene:
@@ -115,16 +100,8 @@ class Scene:
 
 
 async def start_stack(nats_url: str, tmp_path, processes: list) -> list[int]:
-    matcher_port = free_port()
-    matcher = spawn_service(
-        "services.matcher", matcher_env(nats_url, "m0", matcher_port), str(tmp_path / "m0.log"), matcher_port, "m0"
-    )
-    processes.append(matcher)
-    await wait_ready(matcher_port, process=matcher)
-    ports = [free_port() for _ in range(3)]
-    for index, port in enumerate(ports):
-        processes.append(await start_gateway(nats_url, tmp_path, f"gw{index}", port))
-    return ports
+    stack = await spawn_stack(nats_url, str(tmp_path), processes, gateways=3, gateway_extra=GATEWAY_EXTRA)
+    return [gateway.port for gateway in stack.gateways]
 
 
 @pytest.mark.timeout(180)

@@ -6,15 +6,7 @@ import time
 import pytest
 
 from tests.support.client import Peer
-from tests.support.nats_server import free_port
-from tests.support.stack import (
-    gateway_env,
-    matcher_env,
-    running_stack,
-    service_processes,
-    spawn_service,
-    wait_ready,
-)
+from tests.support.stack import running_stack, service_processes, spawn_stack
 
 TRUSTED_LOOPBACK = {"trusted_proxies": ("127.0.0.1",)}
 GERMAN_ADDRESS = "5.9.0.1"  # X-Forwarded-For data for the GeoIP lookup only
@@ -72,25 +64,11 @@ async def _first_matched(*peers: Peer) -> dict:
 @pytest.mark.timeout(60)
 async def test_stopped_gateway_waiters_never_paired(nats_broker, tmp_path, how):
     with service_processes(str(tmp_path)) as processes:
-        matcher_port = free_port()
-        processes.append(
-            spawn_service(
-                "services.matcher",
-                matcher_env(nats_broker.url, "m0", matcher_port),
-                str(tmp_path / "m0.log"),
-                matcher_port,
-                "m0",
-            )
+        stack = await spawn_stack(
+            nats_broker.url, str(tmp_path), processes, gateway_extra={"TRUSTED_PROXIES": "127.0.0.1"}
         )
-        ports = [free_port(), free_port()]
-        for index, port in enumerate(ports):
-            env = gateway_env(nats_broker.url, f"gw{index}", port, TRUSTED_PROXIES="127.0.0.1")
-            processes.append(
-                spawn_service("services.signalling", env, str(tmp_path / f"gw{index}.log"), port, f"gw{index}")
-            )
-        for process in processes:
-            await wait_ready(process.port, process=process)
-        doomed = processes[1]
+        ports = [gateway.port for gateway in stack.gateways]
+        doomed = stack.gateways[0]
 
         # Waiters on the doomed gateway who want Germans, and cannot pair among themselves.
         waiters = [Peer(f"http://127.0.0.1:{ports[0]}") for _ in range(3)]
@@ -125,24 +103,8 @@ async def test_stopped_gateway_waiters_never_paired(nats_broker, tmp_path, how):
 @pytest.mark.timeout(60)
 async def test_killed_gateway_partner_told(nats_broker, tmp_path):
     with service_processes(str(tmp_path)) as processes:
-        matcher_port = free_port()
-        processes.append(
-            spawn_service(
-                "services.matcher",
-                matcher_env(nats_broker.url, "m0", matcher_port),
-                str(tmp_path / "m0.log"),
-                matcher_port,
-                "m0",
-            )
-        )
-        ports = [free_port(), free_port()]
-        for index, port in enumerate(ports):
-            env = gateway_env(nats_broker.url, f"gw{index}", port, RESUME_GRACE_S="0.5")
-            processes.append(
-                spawn_service("services.signalling", env, str(tmp_path / f"gw{index}.log"), port, f"gw{index}")
-            )
-        for process in processes:
-            await wait_ready(process.port, process=process)
+        stack = await spawn_stack(nats_broker.url, str(tmp_path), processes, gateway_extra={"RESUME_GRACE_S": "0.5"})
+        ports = [gateway.port for gateway in stack.gateways]
 
         survivor, victim = Peer(f"http://127.0.0.1:{ports[0]}"), Peer(f"http://127.0.0.1:{ports[1]}")
         try:
@@ -152,7 +114,7 @@ async def test_killed_gateway_partner_told(nats_broker, tmp_path):
             await victim.join()
             call_id = (await survivor.next("matched"))["call_id"]
 
-            processes[2].kill()
+            stack.gateways[1].kill()
             left = await survivor.next("partner_left", timeout_s=5.0)
             assert left == {"call_id": call_id, "reason": "disconnected"}
             await survivor.join()

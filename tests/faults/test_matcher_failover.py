@@ -7,8 +7,7 @@ import aiohttp
 import pytest
 
 from tests.support.client import Peer
-from tests.support.nats_server import free_port
-from tests.support.stack import gateway_env, matcher_env, service_processes, spawn_service, wait_ready
+from tests.support.stack import service_processes, spawn_stack
 
 WAITING_CLIENTS = 200
 CLIENTS_IN_CALLS = 20
@@ -50,24 +49,12 @@ async def wait_for_leader(ports: list[int], exclude: int | None = None, timeout_
 @pytest.mark.timeout(120)
 async def test_standby_takes_over_after_sigkill(nats_broker, tmp_path):
     with service_processes(str(tmp_path)) as processes:
-        matcher_ports = [free_port(), free_port()]
-        matchers = []
-        for index, port in enumerate(matcher_ports):
-            env = matcher_env(nats_broker.url, f"m{index}", port, LEASE_TTL_S="3")
-            matchers.append(spawn_service("services.matcher", env, str(tmp_path / f"m{index}.log"), port, f"m{index}"))
-            processes.append(matchers[-1])
-            await wait_ready(port, process=matchers[-1])
-        gateway_ports = [free_port(), free_port()]
-        for index, port in enumerate(gateway_ports):
-            gateway = spawn_service(
-                "services.signalling",
-                gateway_env(nats_broker.url, f"gw{index}", port),
-                str(tmp_path / f"gw{index}.log"),
-                port,
-                f"gw{index}",
-            )
-            processes.append(gateway)
-            await wait_ready(port, process=gateway)
+        stack = await spawn_stack(
+            nats_broker.url, str(tmp_path), processes, matchers=2, matcher_extra={"LEASE_TTL_S": "3"}
+        )
+        matchers = stack.matchers
+        matcher_ports = [matcher.port for matcher in matchers]
+        gateway_ports = [gateway.port for gateway in stack.gateways]
         old_leader = await wait_for_leader(matcher_ports)
 
         # Pairs in calls before the failover, who must never get a second call.

@@ -11,8 +11,9 @@ from nats.js.kv import KeyValue
 from services.signalling.bans import BanCache
 from shared.bans import BanRecord, BanStore, open_bans_bucket
 from shared.ipkey import ip_key
-from tests.support.moderation import nats_client, wait_until
+from tests.support.moderation import nats_client
 from tests.support.nats_server import Broker
+from tests.support.waiting import wait_until
 
 SECRET = os.environ["IP_KEY_SECRET"].encode()
 KEY = ip_key(SECRET, "203.0.113.60")
@@ -55,7 +56,7 @@ async def test_new_ban_seen_within_deadline(bucket: KeyValue) -> None:
         async def seen() -> bool:
             return cache.banned_until(KEY, time.time()) == record.until and received == [(KEY, record.until)]
 
-        await wait_until(seen, timeout_s=BAN_DEADLINE_S, description="ban reached the cache and on_ban")
+        await wait_until(seen, timeout_s=BAN_DEADLINE_S, what="ban reached the cache and on_ban")
     finally:
         await cache.close()
 
@@ -86,7 +87,7 @@ async def test_erase_reaches_cache(bucket: KeyValue) -> None:
         async def cleared() -> bool:
             return cache.banned_until(KEY, time.time()) is None
 
-        await wait_until(cleared, timeout_s=BAN_DEADLINE_S, description="erase reached the cache")
+        await wait_until(cleared, timeout_s=BAN_DEADLINE_S, what="erase reached the cache")
         assert len(cache) == 0
     finally:
         await cache.close()
@@ -126,7 +127,7 @@ async def test_invalid_record_is_ignored(bucket: KeyValue) -> None:
         async def valid_seen() -> bool:
             return cache.banned_until(other, time.time()) == record.until
 
-        await wait_until(valid_seen, timeout_s=BAN_DEADLINE_S, description="valid ban after an invalid one")
+        await wait_until(valid_seen, timeout_s=BAN_DEADLINE_S, what="valid ban after an invalid one")
         assert cache.banned_until(KEY, time.time()) is None
     finally:
         await cache.close()
@@ -148,6 +149,6 @@ async def test_watch_restarts_after_broker_restart(own_broker: Broker) -> None:
                     return False
                 return cache.banned_until(KEY, time.time()) == record.until
 
-            await wait_until(stored_and_seen, timeout_s=10.0, description="ban seen after a broker restart")
+            await wait_until(stored_and_seen, timeout_s=10.0, what="ban seen after a broker restart")
         finally:
             await cache.close()

@@ -26,8 +26,9 @@ from shared.codec import encode
 from shared.events import ModerationReport
 from shared.ipkey import ip_key
 from shared.policy import MAX_BAN_S, PolicySettings
-from tests.support.moderation import TEST_ADMIN_TOKEN, nats_client, running_moderation, wait_until
+from tests.support.moderation import TEST_ADMIN_TOKEN, nats_client, running_moderation
 from tests.support.nats_server import Broker, free_port
+from tests.support.waiting import wait_until
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = os.path.join(REPO_ROOT, "scripts", "calln_admin.py")
@@ -74,7 +75,7 @@ async def test_three_reporters_ban_key(nats_broker: Broker) -> None:
         async def banned() -> bool:
             return await stored_ban(moderation, ADDRESS) is not None
 
-        await wait_until(banned, description="ban stored")
+        await wait_until(banned, what="ban stored")
         payload = await stored_ban(moderation, ADDRESS)
         assert payload is not None
         record = decode_ban(payload)
@@ -90,7 +91,7 @@ async def test_two_reporters_ban_nobody(nats_broker: Broker) -> None:
         async def all_handled() -> bool:
             return moderation.metrics.totals()["reports_received"] == 3
 
-        await wait_until(all_handled, description="three reports handled")
+        await wait_until(all_handled, what="three reports handled")
         assert await stored_ban(moderation, ADDRESS) is None
         assert moderation.metrics.totals()["reports_rejected"] == 1
 
@@ -104,7 +105,7 @@ async def test_report_blocks_partner(nats_broker: Broker) -> None:
         async def blocked() -> bool:
             return await read_blocked_keys(bucket, key_of(reporter), time.time(), 1.0) == (key_of(ADDRESS),)
 
-        await wait_until(blocked, description="block stored")
+        await wait_until(blocked, what="block stored")
         assert await read_blocked_keys(bucket, key_of(reporter), time.time() + 25 * 3600, 1.0) == ()
         assert await read_blocked_keys(bucket, key_of(ADDRESS), time.time(), 1.0) == ()
 
@@ -179,7 +180,7 @@ async def test_erase_removes_reports_and_blocks(nats_broker: Broker) -> None:
                 await keeper.stores.tallies.get(key_of(ADDRESS))
             )
 
-        await wait_until(both_counted, description="reports counted")
+        await wait_until(both_counted, what="reports counted")
         async with aiohttp.ClientSession() as http:
             url = admin_url(moderation, f"/admin/bans/{ADDRESS}")
             async with http.delete(url, headers=auth()) as response:
@@ -204,8 +205,14 @@ async def test_ipv6_ban_covers_prefix(nats_broker: Broker) -> None:
     ("method", "path", "headers", "body", "status", "error"),
     [
         ("PUT", f"/admin/bans/{ADDRESS}", {}, {"days": 1}, 401, "unauthorized"),
-        ("PUT", f"/admin/bans/{ADDRESS}", {"Authorization": "Bearer wrong-token-wrong-token"}, {"days": 1}, 401,
-         "unauthorized"),
+        (
+            "PUT",
+            f"/admin/bans/{ADDRESS}",
+            {"Authorization": "Bearer wrong-token-wrong-token"},
+            {"days": 1},
+            401,
+            "unauthorized",
+        ),
         ("PUT", f"/admin/bans/{ADDRESS}", {"Authorization": TEST_ADMIN_TOKEN}, {"days": 1}, 401, "unauthorized"),
         ("PUT", "/admin/bans/203.0.113.300", None, {"days": 1}, 400, "invalid_address"),
         ("PUT", "/admin/bans/not-an-address", None, {"days": 1}, 400, "invalid_address"),
@@ -278,7 +285,7 @@ async def test_metrics_count_reports(nats_broker: Broker) -> None:
         async def rejected() -> bool:
             return moderation.metrics.totals()["reports_rejected"] == 1
 
-        await wait_until(rejected, description="report rejected")
+        await wait_until(rejected, what="report rejected")
         metrics_url = f"http://127.0.0.1:{moderation.http_port}/metrics"
         async with aiohttp.ClientSession() as http, http.get(metrics_url) as response:
             text = await response.text()

@@ -12,8 +12,9 @@ from nats.js.errors import KeyNotFoundError
 from shared import subjects
 from shared.bans import BanRecord
 from shared.ipkey import ip_key
-from tests.support.moderation import nats_client, running_moderation, wait_until
+from tests.support.moderation import nats_client, running_moderation
 from tests.support.nats_server import Broker
+from tests.support.waiting import wait_until
 
 DAY_S = 86400
 SECRET = os.environ["IP_KEY_SECRET"].encode()
@@ -67,7 +68,7 @@ async def test_bans_disappear_at_end_time(nats_broker: Broker) -> None:
         async def first_gone() -> bool:
             return await keeper.stores.bans.get(KEY) is None
 
-        await wait_until(first_gone, description="first ban purged at its end time")
+        await wait_until(first_gone, what="first ban purged at its end time")
         assert await keeper.stores.bans.get(OTHER_KEY) is not None
         assert await metric_value(moderation.http_port, "calln_moderation_purged_records_total") == "1.0"
 
@@ -88,7 +89,7 @@ async def test_purged_ban_leaves_no_trace(nats_broker: Broker) -> None:
         async def stream_empty() -> bool:
             return (await js.stream_info(f"KV_{subjects.BANS_BUCKET}")).state.messages == 0
 
-        await wait_until(stream_empty, description="ban and its purge marker removed from the stream")
+        await wait_until(stream_empty, what="ban and its purge marker removed from the stream")
         with pytest.raises(KeyNotFoundError):
             await moderation.buckets[subjects.BANS_BUCKET].get(KEY)
 
@@ -107,7 +108,7 @@ async def test_old_log_files_are_deleted(nats_broker: Broker, tmp_path: Path) ->
         async def old_gone() -> bool:
             return not old.exists()
 
-        await wait_until(old_gone, description="8-day-old log file deleted")
+        await wait_until(old_gone, what="8-day-old log file deleted")
         assert recent.exists()
         assert await metric_value(moderation.http_port, "calln_moderation_purged_files_total") == "1.0"
 

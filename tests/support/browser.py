@@ -3,12 +3,9 @@
 Chromium is Debian's package, driven by Playwright with its executable path; no browser is downloaded.
 """
 
-import asyncio
 import dataclasses
-import inspect
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,8 +232,9 @@ class CallPage:
         )
 
     async def inbound_audio_bytes(self) -> int:
-        return int(await self.page.evaluate(
-            """async () => {
+        return int(
+            await self.page.evaluate(
+                """async () => {
                 const pcs = window.__calln_test.pcs;
                 const stats = await pcs[pcs.length - 1].getStats();
                 let bytes = 0;
@@ -245,7 +243,8 @@ class CallPage:
                 });
                 return bytes;
             }"""
-        ))
+            )
+        )
 
     async def track_states(self) -> list[str]:
         """Return readyState of every track the page obtained: microphone streams, senders and receivers."""
@@ -283,20 +282,6 @@ class CallPage:
             ".map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target) }))"
         )
         return list(results)
-
-
-async def wait_until(condition: Callable[[], bool | Awaitable[bool]], timeout_s: float, what: str) -> None:
-    """Poll a condition (plain or async) until it holds, or fail naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout_s} s")
-        await asyncio.sleep(0.1)
 
 
 async def tab_to(page: Page, selector: str, max_presses: int = 30) -> None:

@@ -1,9 +1,8 @@
 """Run the moderation service in-process for tests, and read its buckets."""
 
-import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -56,14 +55,3 @@ async def nats_client(url: str) -> AsyncIterator[Client]:
         yield client
     finally:
         await client.drain()
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]], timeout_s: float = 5.0, description: str = "condition"
-) -> None:
-    """Poll `condition` until it holds; raise TimeoutError naming `description` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{description} did not hold within {timeout_s} s")
-        await asyncio.sleep(0.02)

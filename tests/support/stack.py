@@ -192,3 +192,54 @@ def matcher_env(nats_url: str, matcher_id: str, port: int | None = None, **extra
         "HEARTBEAT_INTERVAL_S": "0.2",
         **extra,
     }
+
+
+@dataclass
+class ProcessStack:
+    """Matcher and gateway processes started by `spawn_stack`."""
+
+    matchers: list[ServiceProcess]
+    gateways: list[ServiceProcess]
+
+    def gateway_url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.gateways[index].port}"
+
+
+async def spawn_gateway(
+    nats_url: str, log_dir: str, name: str, port: int | None = None, **extra: str
+) -> ServiceProcess:
+    """Start one gateway process and wait until it is ready."""
+    port = port or free_port()
+    log_path = os.path.join(log_dir, f"{name}-{time.monotonic_ns()}.log")
+    process = spawn_service("services.signalling", gateway_env(nats_url, name, port, **extra), log_path, port, name)
+    await wait_ready(port, process=process)
+    return process
+
+
+async def spawn_matcher(nats_url: str, log_dir: str, name: str, **extra: str) -> ServiceProcess:
+    """Start one matcher process and wait until it is ready."""
+    port = free_port()
+    log_path = os.path.join(log_dir, f"{name}.log")
+    process = spawn_service("services.matcher", matcher_env(nats_url, name, port, **extra), log_path, port, name)
+    await wait_ready(port, process=process)
+    return process
+
+
+async def spawn_stack(
+    nats_url: str,
+    log_dir: str,
+    processes: list[ServiceProcess],
+    gateways: int = 2,
+    matchers: int = 1,
+    gateway_extra: dict[str, str] | None = None,
+    matcher_extra: dict[str, str] | None = None,
+) -> ProcessStack:
+    """Start matchers then gateways as processes, each ready before the next; `processes` owns them."""
+    stack = ProcessStack([], [])
+    for index in range(matchers):
+        stack.matchers.append(await spawn_matcher(nats_url, log_dir, f"m{index}", **(matcher_extra or {})))
+        processes.append(stack.matchers[-1])
+    for index in range(gateways):
+        stack.gateways.append(await spawn_gateway(nats_url, log_dir, f"gw{index}", **(gateway_extra or {})))
+        processes.append(stack.gateways[-1])
+    return stack
