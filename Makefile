@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .stamps
 
-.PHONY: setup run test lint typecheck pytest bench lock clean
+.PHONY: setup run test lint typecheck pytest bench screenshots lock clean
 
 setup: $(STAMPS)/python $(STAMPS)/npm $(STAMPS)/system
 
@@ -41,6 +41,10 @@ pytest: setup
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest
+
+# Re-take the screenshots in docs/screenshots/ from the browser tests.
+screenshots: setup
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_browser_product.py
 
 bench: setup
 	$(PY) -m bench

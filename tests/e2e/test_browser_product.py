@@ -2,7 +2,7 @@
 
 Each test opens pages in separate browser contexts (separate cookies, so separate browser ids) and acts
 as a person would: the age gate, the consent banner, Start, chat, games, Skip, Report and Stop.
-Screenshots of each screen go to docs/screenshots/.
+Screenshots of each screen go to docs/screenshots/ with UPDATE_SCREENSHOTS=1 (`make screenshots`).
 """
 
 import asyncio

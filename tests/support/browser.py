@@ -5,6 +5,7 @@ Chromium is Debian's package, driven by Playwright with its executable path; no 
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -39,7 +40,14 @@ BASE_ARGS = (
 FAKE_MEDIA_ARGS = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
 
 AXE_PATH = Path(REPO_ROOT) / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOT_DIR = Path(REPO_ROOT) / "docs" / "screenshots"
+# Screenshots replace the committed ones in docs/screenshots/ only with UPDATE_SCREENSHOTS=1
+# (`make screenshots`); other runs write them to a temporary folder, so a test run leaves the
+# work tree clean.
+SCREENSHOT_DIR = (
+    Path(REPO_ROOT) / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "calln-screenshots"
+)
 
 # Client addresses the pages claim through X-Forwarded-For, which the test gateways trust from loopback.
 # They are used only as data: the gateway derives a country and an ip_key from them, and pages with
