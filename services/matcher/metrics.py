@@ -37,7 +37,7 @@ class MatcherMetrics:
         self.proposals = Counter("calln_matcher_proposals_total", "Calls proposed to gateways", registry=registry)
         self.matches = Counter("calln_matcher_matches_total", "Calls confirmed by both gateways", registry=registry)
         self.requeues = Counter(
-            "calln_matcher_requeues_total", "Proposals that timed out and went back to the queue", registry=registry
+            "calln_matcher_requeues_total", "Proposals that did not start (timed out or lost a side)", registry=registry
         )
         self.lease_changes = Counter(
             "calln_matcher_lease_changes_total", "Times this matcher became or stopped being leader", registry=registry

@@ -12,9 +12,9 @@ from shared.events import ANY_COUNTRY
 Order = tuple[int, int]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Waiter:
-    """One waiting session as the matcher sees it."""
+    """One waiting session in the matcher's view. `wanted` is `any` once the search widened."""
 
     session_id: str
     gateway_id: str
@@ -40,19 +40,20 @@ def compatible(a: Waiter, b: Waiter) -> bool:
 
 
 class WaiterIndex:
-    """Waiting sessions indexed by (country, wanted), by wanted alone, by gateway and by age.
+    """Waiting sessions indexed by (country, wanted), by wanted alone and by gateway.
 
-    Every operation is O(log n): the candidates for a newcomer sit at the heads of two sorted
-    maps, whatever the number of countries.
+    `add` and `remove` are O(log n). The waiters compatible with a newcomer sit in at most two
+    sorted maps, whatever the number of countries, so `candidates` reads only the heads it needs.
+    `visited` counts the entries that `candidates` has read, for tests and benchmarks.
     """
 
     def __init__(self) -> None:
         self.by_session: dict[str, Waiter] = {}
         self.by_gateway: dict[str, set[str]] = {}
-        self.by_age: SortedDict = SortedDict()
         self._by_bucket: dict[tuple[str, str], SortedDict] = {}
         self._by_wanted: dict[str, SortedDict] = {}
         self.count_by_country: dict[str, int] = {}
+        self.visited = 0
 
     def __len__(self) -> int:
         return len(self.by_session)
@@ -62,10 +63,9 @@ class WaiterIndex:
 
     def add(self, waiter: Waiter) -> None:
         self.by_session[waiter.session_id] = waiter
-        self.by_gateway.setdefault(waiter.gateway_id, set()).add(waiter.session_id)
-        self.by_age[waiter.order] = waiter.session_id
-        self._by_bucket.setdefault((waiter.country, waiter.wanted), SortedDict())[waiter.order] = waiter.session_id
-        self._by_wanted.setdefault(waiter.wanted, SortedDict())[waiter.order] = waiter.session_id
+        _sessions_of(self.by_gateway, waiter.gateway_id).add(waiter.session_id)
+        _map_of(self._by_bucket, (waiter.country, waiter.wanted))[waiter.order] = waiter
+        _map_of(self._by_wanted, waiter.wanted)[waiter.order] = waiter
         self.count_by_country[waiter.country] = self.count_by_country.get(waiter.country, 0) + 1
 
     def remove(self, session_id: str) -> Waiter | None:
@@ -78,7 +78,6 @@ class WaiterIndex:
         if not gateway_sessions:
             del self.by_gateway[waiter.gateway_id]
 
-        del self.by_age[waiter.order]
         _discard(self._by_bucket, (waiter.country, waiter.wanted), waiter.order)
         _discard(self._by_wanted, waiter.wanted, waiter.order)
 
@@ -88,30 +87,58 @@ class WaiterIndex:
         return waiter
 
     def candidates(self, newcomer: Waiter) -> Iterator[Waiter]:
-        """Yield waiters compatible with `newcomer`, oldest first."""
-        if newcomer.wanted == ANY_COUNTRY:
-            maps = [self._by_wanted.get(ANY_COUNTRY), self._by_wanted.get(newcomer.country)]
-        else:
-            maps = [
-                self._by_bucket.get((newcomer.wanted, ANY_COUNTRY)),
-                self._by_bucket.get((newcomer.wanted, newcomer.country)),
-            ]
-        present = [sorted_map for sorted_map in maps if sorted_map]
-        yield from self._merge_oldest_first(present)
+        """Yield the waiters compatible with `newcomer`, oldest first.
 
-    def _merge_oldest_first(self, maps: list[SortedDict]) -> Iterator[Waiter]:
-        # Two maps at most, walked lazily: the first eligible candidate usually sits at a head.
-        iterators = [iter(sorted_map.keys()) for sorted_map in maps]
-        heads: list[Order | None] = [next(iterator, None) for iterator in iterators]
-        while True:
-            live = [(head, position) for position, head in enumerate(heads) if head is not None]
-            if not live:
-                return
-            order, position = min(live)
-            session_id = maps[position].get(order)
-            heads[position] = next(iterators[position], None)
-            if session_id is not None and session_id in self.by_session:
-                yield self.by_session[session_id]
+        The caller must not add or remove entries while it iterates.
+        """
+        if newcomer.wanted == ANY_COUNTRY:
+            # Everyone who accepts the newcomer's country: people who want anyone, or want it.
+            first = self._by_wanted.get(ANY_COUNTRY)
+            second = self._by_wanted.get(newcomer.country)
+        else:
+            # People from the wanted country who accept the newcomer's country.
+            first = self._by_bucket.get((newcomer.wanted, ANY_COUNTRY))
+            second = self._by_bucket.get((newcomer.wanted, newcomer.country))
+        if second is first:
+            second = None
+        if first is None or second is None:
+            return self._walk(first if second is None else second)
+        return self._merge_oldest_first(first, second)
+
+    def _walk(self, sorted_map: SortedDict | None) -> Iterator[Waiter]:
+        if sorted_map is None:
+            return
+        for order in sorted_map:
+            self.visited += 1
+            yield sorted_map[order]
+
+    def _merge_oldest_first(self, first: SortedDict, second: SortedDict) -> Iterator[Waiter]:
+        # Read lazily: the first eligible candidate usually sits at one of the two heads.
+        first_orders, second_orders = iter(first), iter(second)
+        first_head, second_head = next(first_orders, None), next(second_orders, None)
+        while first_head is not None or second_head is not None:
+            self.visited += 1
+            if second_head is None or (first_head is not None and first_head < second_head):
+                yield first[first_head]
+                first_head = next(first_orders, None)
+            else:
+                yield second[second_head]
+                second_head = next(second_orders, None)
+
+
+def _sessions_of(maps: dict[str, set[str]], key: str) -> set[str]:
+    sessions = maps.get(key)
+    if sessions is None:
+        sessions = maps[key] = set()
+    return sessions
+
+
+def _map_of(maps: dict, key: object) -> SortedDict:
+    # Not `setdefault(key, SortedDict())`: that builds a new SortedDict on every call.
+    sorted_map = maps.get(key)
+    if sorted_map is None:
+        sorted_map = maps[key] = SortedDict()
+    return sorted_map
 
 
 def _discard(maps: dict, key: object, order: Order) -> None:
