@@ -115,6 +115,7 @@ class Gateway:
         self._tasks = [
             asyncio.create_task(self._every(settings.heartbeat_interval_s, self._heartbeat_tick), name="heartbeat"),
             asyncio.create_task(self._every(settings.online_interval_s, self._broadcast_online), name="online"),
+            asyncio.create_task(self._every(settings.rejoin_interval_s, self._rejoin_waiting), name="rejoin"),
         ]
         log.info("gateway_started", port=self.port)
 
@@ -219,6 +220,17 @@ class Gateway:
         await self.deliveries.end_orphaned_calls()
         await self._refresh_tokens()
         await self._renew_turn_credentials()
+
+    async def _rejoin_waiting(self) -> None:
+        """Re-send every idle waiting entry; the matcher ignores repeats.
+
+        The matcher drops the entries of a gateway it has not heard from for three heartbeats,
+        and a gateway that was only cut off (a broker restart, a stalled loop) comes back with
+        the same boot id, so without this its waiting people would never be paired.
+        """
+        for session in list(self.core.by_sid.values()):
+            if session.state is State.WAITING and session.pending is None:
+                await self.core.submit_join(session)
 
     async def _refresh_tokens(self) -> None:
         """Give each client a new resume token when half of its token's lifetime has passed."""

@@ -42,6 +42,7 @@ class GatewaySettings:
     drain_timeout_s: float
     resume_grace_s: float
     resume_token_ttl_s: float
+    rejoin_interval_s: float
     previous_ip_key_secret: bytes | None
 
     @classmethod
@@ -72,6 +73,7 @@ class GatewaySettings:
             recent_window_s=env_float("RECENT_WINDOW_S", 300.0, minimum=0.0),
             drain_timeout_s=env_float("DRAIN_TIMEOUT_S", 10.0, minimum=0.0),
             resume_grace_s=env_float("RESUME_GRACE_S", 5.0, minimum=0.0),
+            rejoin_interval_s=env_float("REJOIN_INTERVAL_S", 5.0, minimum=0.5),
             resume_token_ttl_s=env_float("RESUME_TOKEN_TTL_S", 300.0, minimum=10.0, maximum=3600.0),
             previous_ip_key_secret=previous.encode() if previous else None,
         )
