@@ -306,7 +306,7 @@ class FakeGateway:
             country=own,
             wanted=wanted,
             ip_key="k-" + session_id,
-            waiting_since_ms=int(time.time() * 1000),
+            waiting_since_us=time.time_ns() // 1000,
         )
         payload = encode(join)
         if watch:

@@ -3,6 +3,9 @@
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import msgpack
@@ -18,12 +21,26 @@ MAX_PAYLOAD_BYTES = 128 * 1024
 
 E = TypeVar("E", bound=Event)
 
-_HINTS: dict[type, dict[str, Any]] = {}
+Checker = Callable[[str, object], object]
+
+
+@dataclass(frozen=True, slots=True)
+class _Schema:
+    """What decoding one event type needs, worked out once per type."""
+
+    names: tuple[str, ...]
+    known: frozenset[str]
+    # (field name, required, checker) in declaration order.
+    fields: tuple[tuple[str, bool, Checker], ...]
+
+
+_SCHEMAS: dict[type, _Schema] = {}
 
 
 def encode(event: Event) -> bytes:
     """Serialize an event into the versioned envelope `[version, kind, fields]`."""
-    fields = {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
+    names = _schema(type(event)).names
+    fields = {name: getattr(event, name) for name in names}
     packed: bytes = msgpack.packb([SCHEMA_VERSION, event.kind, fields], use_bin_type=True)
     return packed
 
@@ -57,42 +74,61 @@ def _unpack(payload: bytes) -> object:
 
 
 def _checked_fields(event_type: type[Event], fields: dict[object, object]) -> dict[str, object]:
-    hints = _hints(event_type)
-    unknown = set(fields) - set(hints)
-    if unknown:
+    schema = _schema(event_type)
+    if not schema.known.issuperset(fields):
+        unknown = set(fields) - schema.known
         raise DecodeError(f"unknown fields {sorted(map(str, unknown))} in {event_type.kind!r}")
 
     checked: dict[str, object] = {}
-    for field in dataclasses.fields(event_type):
-        if field.name not in fields:
-            if field.default is dataclasses.MISSING:
-                raise DecodeError(f"missing field {field.name!r} in {event_type.kind!r}")
+    for name, required, check in schema.fields:
+        if name not in fields:
+            if required:
+                raise DecodeError(f"missing field {name!r} in {event_type.kind!r}")
             continue
-        checked[field.name] = _checked_value(field.name, fields[field.name], hints[field.name])
+        checked[name] = check(name, fields[name])
     return checked
 
 
-def _hints(event_type: type[Event]) -> dict[str, Any]:
-    if event_type not in _HINTS:
+def _schema(event_type: type) -> _Schema:
+    schema = _SCHEMAS.get(event_type)
+    if schema is None:
         hints = typing.get_type_hints(event_type)
-        names = {field.name for field in dataclasses.fields(event_type)}
-        _HINTS[event_type] = {name: hint for name, hint in hints.items() if name in names}
-    return _HINTS[event_type]
+        fields = tuple(
+            (field.name, field.default is dataclasses.MISSING, _checker(hints[field.name]))
+            for field in dataclasses.fields(event_type)
+        )
+        names = tuple(name for name, _required, _check in fields)
+        schema = _SCHEMAS[event_type] = _Schema(names, frozenset(names), fields)
+    return schema
 
 
-def _checked_value(name: str, value: object, hint: Any) -> object:
+def _checker(hint: Any) -> Checker:
+    """Build the check for one field type: object, tuple[str, ...], X | None, float or a plain type."""
     if hint is object:
-        return value
+        return lambda _name, value: value
     if hint == tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise DecodeError(f"field {name!r} must be a list of strings, got {value!r:.80}")
-        return tuple(value)
+        return _check_strings
     if isinstance(hint, types.UnionType):
-        if value is None and type(None) in hint.__args__:
-            return None
-        hint = next(arg for arg in hint.__args__ if arg is not type(None))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        inner = _checker(next(arg for arg in hint.__args__ if arg is not type(None)))
+        return lambda name, value: None if value is None else inner(name, value)
+    if hint is float:
+        return _check_float
+    return partial(_check_type, hint)
+
+
+def _check_strings(name: str, value: object) -> object:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise DecodeError(f"field {name!r} must be a list of strings, got {value!r:.80}")
+    return tuple(value)
+
+
+def _check_float(name: str, value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    return _check_type(float, name, value)
+
+
+def _check_type(hint: type, name: str, value: object) -> object:
     # bool is a subclass of int, so an int field must reject True and False explicitly.
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise DecodeError(f"field {name!r} must be {hint.__name__}, got {type(value).__name__}")

@@ -32,7 +32,7 @@ class MatchJoin(Event):
     country: str
     wanted: str
     ip_key: str
-    waiting_since_ms: int
+    waiting_since_us: int
     widen: bool = False
     recent_sessions: tuple[str, ...] = ()
     recent_browsers: tuple[str, ...] = ()

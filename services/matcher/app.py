@@ -105,7 +105,7 @@ class Matcher:
             country=event.country,
             wanted=event.wanted,
             ip_key=event.ip_key,
-            order=(event.waiting_since_ms, 0),
+            order=(event.waiting_since_us, 0),
             joined_at_s=0.0,
             widen=event.widen,
             recent_sessions=frozenset(event.recent_sessions),

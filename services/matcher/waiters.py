@@ -7,8 +7,9 @@ from sortedcontainers import SortedDict
 
 from shared.events import ANY_COUNTRY
 
-# Queue position: the gateway's wall-clock join time in ms, then the matcher's arrival counter,
-# so a session re-submitted after a failover or a lost confirm keeps its place.
+# Queue position: the gateway's wall-clock join time in microseconds, then the matcher's arrival
+# counter, so a session re-submitted after a failover or a lost confirm keeps its place.
+# Milliseconds were too coarse: two local joins often share one.
 Order = tuple[int, int]
 
 

@@ -127,7 +127,7 @@ class GatewayCore:
             country=session.country,
             wanted=session.wanted,
             ip_key=session.ip_key,
-            waiting_since_ms=session.waiting_since_ms,
+            waiting_since_us=session.waiting_since_us,
             widen=session.widen,
             recent_sessions=tuple(partner.session_id for partner in recent),
             recent_browsers=tuple(partner.browser_id for partner in recent),

@@ -85,7 +85,7 @@ class SessionSnapshot(Event):
     state: str
     wanted: str
     widen: bool
-    waiting_since_ms: int
+    waiting_since_us: int
     call: object
     past_partners: object
     reported_calls: tuple[str, ...]
@@ -103,7 +103,7 @@ def snapshot_of(session: Session, now_s: float) -> SessionSnapshot:
         state=session.state.value,
         wanted=session.wanted,
         widen=session.widen,
-        waiting_since_ms=session.waiting_since_ms,
+        waiting_since_us=session.waiting_since_us,
         call=None
         if call is None
         else [
@@ -129,7 +129,7 @@ def restore_into(session: Session, snapshot: SessionSnapshot, now_s: float) -> N
         session.state = State(snapshot.state)
         session.wanted = snapshot.wanted
         session.widen = snapshot.widen
-        session.waiting_since_ms = snapshot.waiting_since_ms
+        session.waiting_since_us = snapshot.waiting_since_us
         session.hide_ip = snapshot.hide_ip
         if snapshot.call is not None:
             session.call = Call(*[str(value) for value in snapshot.call])  # type: ignore[attr-defined]

@@ -66,7 +66,7 @@ class Session:
     state: State = State.IDLE
     wanted: str = "any"
     widen: bool = False
-    waiting_since_ms: int = 0
+    waiting_since_us: int = 0
     pending: Matched | None = None
     pending_deadline_s: float = 0.0
     call: Call | None = None
@@ -81,7 +81,7 @@ class Session:
         self.state = State.WAITING
         self.wanted = wanted
         self.widen = widen
-        self.waiting_since_ms = int(time.time() * 1000)
+        self.waiting_since_us = time.time_ns() // 1000
         self.pending = None
         self.call = None
 

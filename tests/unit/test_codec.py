@@ -95,7 +95,7 @@ def join_fields(**changes: object) -> dict[str, object]:
         "country": "GB",
         "wanted": "any",
         "ip_key": "ab" * 32,
-        "waiting_since_ms": 1_700_000_000_000,
+        "waiting_since_us": 1_700_000_000_000,
         "widen": False,
         "recent_sessions": ["s0"],
         "recent_browsers": [],
@@ -216,7 +216,7 @@ def test_binary_field_name_rejected() -> None:
         decode(envelope(fields), events.MatchJoin)
 
 
-@pytest.mark.parametrize("name", ["session_id", "gateway_id", "ip_key", "waiting_since_ms"])
+@pytest.mark.parametrize("name", ["session_id", "gateway_id", "ip_key", "waiting_since_us"])
 def test_missing_field_rejected(name: str) -> None:
     fields = join_fields()
     del fields[name]
@@ -228,11 +228,11 @@ def test_missing_field_rejected(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("waiting_since_ms", True),
-        ("waiting_since_ms", False),
-        ("waiting_since_ms", "1700000000000"),
-        ("waiting_since_ms", 1.5),
-        ("waiting_since_ms", None),
+        ("waiting_since_us", True),
+        ("waiting_since_us", False),
+        ("waiting_since_us", "1700000000000"),
+        ("waiting_since_us", 1.5),
+        ("waiting_since_us", None),
         ("widen", 1),
         ("widen", 0),
         ("widen", "true"),

@@ -55,14 +55,14 @@ def test_new_session_idle() -> None:
 
 def test_start_waiting_sets_request() -> None:
     session = new_session()
-    before_ms = int(time.time() * 1000)
+    before_us = time.time_ns() // 1000
 
     session.start_waiting("DE", widen=True)
 
     assert session.state is State.WAITING
     assert session.wanted == "DE"
     assert session.widen is True
-    assert session.waiting_since_ms >= before_ms
+    assert session.waiting_since_us >= before_us
 
 
 def test_start_waiting_clears_call_and_pending() -> None:
