@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"coturn: ready at {coturn.url}; set TURN_URLS to it and TURN_SECRET to the same secret", flush=True)
+    print(f"coturn: ready at {coturn.url} (gateways need TURN_URLS={coturn.url} and the same TURN_SECRET)", flush=True)
     while not stop.is_set() and coturn.process.poll() is None:
         stop.wait(0.5)
     status = coturn.stop()

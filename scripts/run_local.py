@@ -164,6 +164,7 @@ def main() -> None:
             start_services(supervisor, env)
             ready = all(wait_for_port("127.0.0.1", port, 30) for port in (WEB_PORT, *GATEWAY_PORTS))
             if ready:
+                print(f"run: the admin API token is in {write_admin_token(env['ADMIN_TOKEN'])}", flush=True)
                 print(
                     f"\n  Calln is running. Open http://127.0.0.1:{WEB_PORT}/ in two browser windows\n"
                     "  (one of them private, so the two get different browser ids). Ctrl-C stops it.\n",

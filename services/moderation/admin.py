@@ -180,7 +180,7 @@ def _lookup_json(summary: Lookup) -> dict[str, object]:
     return {
         "banned": summary.ban is not None,
         "ban": _ban_json(summary.ban) if summary.ban is not None else None,
-        "previous_bans": summary.previous_bans,
+        "bans_recorded": summary.bans_recorded,
         "reports_in_window": summary.reports_in_window,
         "blocks": summary.blocks,
     }

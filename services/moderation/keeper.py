@@ -19,7 +19,7 @@ class Lookup:
     """Records moderation keeps about one key: its ban, earlier bans, counted reports and blocks."""
 
     ban: BanRecord | None
-    previous_bans: int
+    bans_recorded: int
     reports_in_window: int
     blocks: int
 
@@ -63,12 +63,12 @@ class BanKeeper:
         """Summarize what is held under any of the keys (current and previous secret)."""
         now_s = self._clock()
         bans = [ban for ban in [await self.active_ban(key, now_s) for key in ip_keys] if ban is not None]
-        previous_bans = sum([await self.stores.strikes.count(key) for key in ip_keys])
+        bans_recorded = sum([await self.stores.strikes.count(key) for key in ip_keys])
         reports = sum([len(recent_entries(await self.stores.tallies.get(key), now_s, self._report_window_s))
                        for key in ip_keys])
         blocks = sum([len(await self.stores.blocks.get(key)) for key in ip_keys])
         ban = max(bans, key=lambda record: record.until) if bans else None
-        return Lookup(ban=ban, previous_bans=previous_bans, reports_in_window=reports, blocks=blocks)
+        return Lookup(ban=ban, bans_recorded=bans_recorded, reports_in_window=reports, blocks=blocks)
 
     async def erase(self, ip_keys: tuple[str, ...]) -> int:
         """Delete every record about the keys: ban, strikes, tallies, blocks; return the records removed.

@@ -109,6 +109,12 @@ async def test_report_blocks_partner(nats_broker: Broker) -> None:
         assert await read_blocked_keys(bucket, key_of(reporter), time.time() + 25 * 3600, 1.0) == ()
         assert await read_blocked_keys(bucket, key_of(ADDRESS), time.time(), 1.0) == ()
 
+        async with aiohttp.ClientSession() as http:
+            async with http.get(admin_url(moderation, f"/admin/bans/{reporter}"), headers=auth()) as response:
+                assert (await response.json())["blocks"] == 1
+            async with http.get(admin_url(moderation, f"/admin/bans/{ADDRESS}"), headers=auth()) as response:
+                assert (await response.json())["blocks"] == 0
+
 
 async def test_buckets_have_promised_max_age(nats_broker: Broker) -> None:
     policy = PolicySettings.from_env()
@@ -155,7 +161,7 @@ async def test_admin_ban_lookup_erase(nats_broker: Broker) -> None:
             lookup = await response.json()
         assert lookup["banned"] is True
         assert lookup["ban"]["reason"] == "spam"
-        assert lookup["previous_bans"] == 1
+        assert lookup["bans_recorded"] == 1
 
         async with http.delete(url, headers=auth()) as response:
             assert response.status == 200
@@ -165,7 +171,7 @@ async def test_admin_ban_lookup_erase(nats_broker: Broker) -> None:
 
         async with http.get(url, headers=auth()) as response:
             after = await response.json()
-        assert after == {"banned": False, "ban": None, "previous_bans": 0, "reports_in_window": 0, "blocks": 0}
+        assert after == {"banned": False, "ban": None, "bans_recorded": 0, "reports_in_window": 0, "blocks": 0}
 
 
 async def test_erase_removes_reports_and_blocks(nats_broker: Broker) -> None:

@@ -5,7 +5,6 @@ Chromium is Debian's package, driven by Playwright with its executable path; no 
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -41,13 +40,9 @@ FAKE_MEDIA_ARGS = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-medi
 
 AXE_PATH = Path(REPO_ROOT) / "node_modules" / "axe-core" / "axe.min.js"
 # Screenshots replace the committed ones in docs/screenshots/ only with UPDATE_SCREENSHOTS=1
-# (`make screenshots`); other runs write them to a temporary folder, so a test run leaves the
-# work tree clean.
-SCREENSHOT_DIR = (
-    Path(REPO_ROOT) / "docs" / "screenshots"
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
-    else Path(tempfile.gettempdir()) / "calln-screenshots"
-)
+# (`make screenshots`); other runs take none, so a test run leaves the work tree clean.
+SCREENSHOT_DIR = Path(REPO_ROOT) / "docs" / "screenshots"
+UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS") == "1"
 
 # Client addresses the pages claim through X-Forwarded-For, which the test gateways trust from loopback.
 # They are used only as data: the gateway derives a country and an ip_key from them, and pages with
@@ -271,6 +266,8 @@ class CallPage:
         return [str(state) for state in states]
 
     async def screenshot(self, name: str, full_page: bool = False) -> None:
+        if not UPDATE_SCREENSHOTS:
+            return
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         await self.page.screenshot(path=str(SCREENSHOT_DIR / f"{name}.png"), full_page=full_page)
 
