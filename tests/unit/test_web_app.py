@@ -282,6 +282,8 @@ async def test_privacy_shows_default_numbers(client: TestClient) -> None:
     assert "1 day, then 7 days, then 30 days" in text
     assert "None. Every font, flag and script comes from this site." in text
     assert "has not published a contact address" in text
+    assert "the relay sees the addresses of both ends" in text
+    assert "its log files are deleted after 7 days like every other server log" in text
 
 
 async def test_privacy_follows_settings(monkeypatch: pytest.MonkeyPatch) -> None:
