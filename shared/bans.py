@@ -27,6 +27,7 @@ from shared.codec import decode, encode
 from shared.errors import CallnError, DecodeError
 from shared.events import Event
 from shared.ipkey import short_key
+from shared.kv import kv_config
 from shared.policy import MAX_BAN_S, SECONDS_PER_DAY, PolicySettings
 from shared.subjects import BANS_BUCKET
 
@@ -134,23 +135,23 @@ def decode_blocks(payload: bytes) -> dict[str, float]:
 
 def bans_bucket_config() -> KeyValueConfig:
     """`bans`: ip_key -> BanRecord; the bucket ages records out at the cap even if a purge is missed."""
-    return KeyValueConfig(bucket=BANS_BUCKET, history=1, ttl=MAX_BAN_S, storage=StorageType.FILE)
+    return kv_config(BANS_BUCKET, MAX_BAN_S, StorageType.FILE)
 
 
 def strikes_bucket_config(policy: PolicySettings) -> KeyValueConfig:
     """`ban_strikes`: ip_key -> number of earlier bans, forgotten `ban_history_days` after the latest."""
     ttl_s = policy.ban_history_days * SECONDS_PER_DAY
-    return KeyValueConfig(bucket=BAN_STRIKES_BUCKET, history=1, ttl=ttl_s, storage=StorageType.FILE)
+    return kv_config(BAN_STRIKES_BUCKET, ttl_s, StorageType.FILE)
 
 
 def report_counts_bucket_config(policy: PolicySettings) -> KeyValueConfig:
     """`report_counts`: reported ip_key -> reports within the counting window."""
-    return KeyValueConfig(bucket=REPORT_COUNTS_BUCKET, history=1, ttl=policy.report_window_s, storage=StorageType.FILE)
+    return kv_config(REPORT_COUNTS_BUCKET, policy.report_window_s, StorageType.FILE)
 
 
 def report_blocks_bucket_config(policy: PolicySettings) -> KeyValueConfig:
     """`report_blocks`: reporter ip_key -> keys the matcher must not pair it with."""
-    return KeyValueConfig(bucket=REPORT_BLOCKS_BUCKET, history=1, ttl=policy.report_block_s, storage=StorageType.FILE)
+    return kv_config(REPORT_BLOCKS_BUCKET, policy.report_block_s, StorageType.FILE)
 
 
 async def open_bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:

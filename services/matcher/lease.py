@@ -11,7 +11,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
-from shared.kv import ReopeningBucket
+from shared.kv import ReopeningBucket, kv_config
 from shared.subjects import LEASE_BUCKET
 
 LEASE_KEY = "leader"
@@ -21,7 +21,7 @@ log = structlog.get_logger("lease")
 
 def lease_bucket_config(ttl_s: float) -> KeyValueConfig:
     """Describe the lease bucket; each key lapses `ttl_s` after its last renewal."""
-    return KeyValueConfig(bucket=LEASE_BUCKET, history=1, ttl=ttl_s, storage=StorageType.FILE)
+    return kv_config(LEASE_BUCKET, ttl_s, StorageType.FILE)
 
 
 class Lease:

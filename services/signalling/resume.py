@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import msgpack
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import StorageType
 from nats.js.client import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 
@@ -22,7 +22,7 @@ from services.signalling.session import Call, PastPartner, Session, State
 from shared.codec import decode, encode
 from shared.errors import DecodeError
 from shared.events import Event
-from shared.kv import ReopeningBucket
+from shared.kv import ReopeningBucket, kv_config
 
 RESUME_BUCKET = "resume"
 
@@ -150,7 +150,7 @@ class ResumeStore:
     """Snapshots and current locations of moving sessions, in a short-lived memory KV bucket."""
 
     def __init__(self, js: JetStreamContext) -> None:
-        config = KeyValueConfig(bucket=RESUME_BUCKET, history=1, ttl=RESUME_SNAPSHOT_TTL_S, storage=StorageType.MEMORY)
+        config = kv_config(RESUME_BUCKET, RESUME_SNAPSHOT_TTL_S, StorageType.MEMORY)
         self._bucket = ReopeningBucket(js, config)
 
     async def _put(self, key: str, value: bytes) -> None:
