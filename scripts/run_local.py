@@ -1,7 +1,7 @@
 """Start the whole Calln stack on this machine as plain processes with prefixed logs.
 
 `make run` calls this. It generates the secrets the services need (unless set), starts a local
-nats-server when NATS_URL does not answer, runs web, two gateways, the matcher, moderation and,
+nats-server when nothing listens at NATS_URL, runs web, two gateways, the matcher, moderation and,
 where installed, coturn, prints the URL to open, and stops everything on Ctrl-C.
 """
 

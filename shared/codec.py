@@ -15,8 +15,8 @@ from shared.events import Event
 
 SCHEMA_VERSION = 1
 
-# Signal payloads from browsers are capped at 64 KiB by the gateway; the envelope and the
-# other fields need far less than the second 64 KiB, and NATS' own default cap is 1 MiB.
+# The gateway caps signal payloads from browsers at 64 KiB. The envelope and the other fields
+# need far less than a second 64 KiB, and NATS' own default cap is 1 MiB.
 MAX_PAYLOAD_BYTES = 128 * 1024
 
 E = TypeVar("E", bound=Event)
@@ -26,7 +26,7 @@ Checker = Callable[[str, object], object]
 
 @dataclass(frozen=True, slots=True)
 class _Schema:
-    """What decoding one event type needs, worked out once per type."""
+    """Field names and checks of one event type, worked out once per type."""
 
     names: tuple[str, ...]
     known: frozenset[str]

@@ -24,7 +24,7 @@ def kv_config(bucket: str, ttl_s: float, storage: StorageType) -> KeyValueConfig
 class ReopeningBucket:
     """Creates or opens a bucket on first use, and again after a 'no stream' failure.
 
-    A broker restarted without its store (or a memory bucket after any restart) answers
+    A broker restarted without its store (or a memory bucket after any restart) replies to
     requests for the old bucket with no responders; creating it again heals that.
     """
 
@@ -39,6 +39,6 @@ class ReopeningBucket:
         return self._bucket
 
     def forget_on(self, exc: BaseException) -> None:
-        """Drop the open handle when `exc` says the bucket no longer exists."""
+        """Drop the open handle when `exc` shows that the bucket no longer exists."""
         if isinstance(exc, BucketNotFoundError | NoStreamResponseError):
             self._bucket = None

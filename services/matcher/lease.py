@@ -34,7 +34,7 @@ class Lease:
         self.epoch = 0
 
     async def try_acquire(self) -> bool:
-        """Take the lease if nobody holds it; on success `epoch` is the new epoch."""
+        """Take the lease if it is free; on success `epoch` is the new epoch."""
         try:
             self._revision = await (await self._bucket.get()).create(LEASE_KEY, self._holder_id.encode())
         except KeyWrongLastSequenceError:
