@@ -220,6 +220,7 @@ class Gateway:
         await self.deliveries.end_orphaned_calls()
         await self._refresh_tokens()
         await self._renew_turn_credentials()
+        self.browser.prune_report_limiters()
 
     async def _rejoin_waiting(self) -> None:
         """Re-send every idle waiting entry; the matcher ignores repeats.

@@ -150,6 +150,12 @@ class BrowserEvents:
         for key, until_wall in blocks.items():
             session.blocked_keys[key] = self.core.clock() + (until_wall - now_wall)
 
+    def prune_report_limiters(self) -> None:
+        """Forget report limiters that have refilled: a fresh bucket allows exactly the same."""
+        now = self.core.clock()
+        for key in [key for key, bucket in self.report_limiters.items() if bucket.is_full(now)]:
+            del self.report_limiters[key]
+
     # -- resume ----------------------------------------------------------------------------
 
     async def _resume(self, session: Session, auth: object) -> bool:

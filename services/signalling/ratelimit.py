@@ -22,3 +22,9 @@ class TokenBucket:
             return False
         self.tokens -= cost
         return True
+
+    def is_full(self, now_s: float) -> bool:
+        """Tell whether the bucket has refilled to its burst size by `now_s`."""
+        if self.tokens < 0:
+            return True
+        return self.tokens + (now_s - self.updated_s) * self.rate_per_s >= self.burst

@@ -96,3 +96,11 @@ def test_steady_rate_below_limit_always_allowed(rate_per_s: float, burst: int) -
     interval_s = 1.0 / rate_per_s * 1.01
 
     assert all(bucket.allow(1.0 + index * interval_s) for index in range(200))
+
+
+def test_bucket_full_after_refill() -> None:
+    bucket = TokenBucket(rate_per_s=1.0, burst=2)
+    assert bucket.is_full(0.0)
+    assert bucket.allow(0.0)
+    assert not bucket.is_full(0.5)
+    assert bucket.is_full(1.0)
