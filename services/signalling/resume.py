@@ -74,7 +74,7 @@ def _unb64(text: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class SessionSnapshot(Event):
-    """What another gateway needs to carry a session on; times are ages, not clock readings."""
+    """State another gateway needs to carry a session on; times are ages, not clock readings."""
 
     kind: ClassVar[str] = "gw.snapshot"
     session_id: str
@@ -143,7 +143,7 @@ def restore_into(session: Session, snapshot: SessionSnapshot, now_s: float) -> N
     except (TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"invalid session snapshot: {exc}") from exc
     if session.state is State.IN_CALL and session.call is None:
-        raise DecodeError("snapshot says in_call but has no call")
+        raise DecodeError("invalid session snapshot: state in_call without a call")
 
 
 class ResumeStore:
