@@ -4,6 +4,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 
@@ -11,6 +12,23 @@ from shared.errors import ConfigError
 
 # Exit status for a setting that is missing or invalid, so supervisors can tell it from a crash.
 CONFIG_ERROR_EXIT = 2
+
+
+class Service(Protocol):
+    """A service object with a start and a close, such as the matcher, a gateway or moderation."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+async def serve_until(service: Service, stop: asyncio.Event) -> None:
+    """Start the service, wait for `stop`, and close the service however the wait ends."""
+    await service.start()
+    try:
+        await stop.wait()
+    finally:
+        await service.close()
 
 
 def run_service(name: str, serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:

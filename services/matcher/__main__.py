@@ -5,13 +5,13 @@ import asyncio
 from services.matcher.app import Matcher
 from services.matcher.settings import MatcherSettings
 from shared.logging import configure_logging
-from shared.runner import run_service
+from shared.runner import run_service, serve_until
 
 
 async def serve(stop: asyncio.Event) -> None:
     settings = MatcherSettings.from_env()
     configure_logging("matcher", settings.common.log_level, settings.common.log_dir)
-    await Matcher(settings).run(stop)
+    await serve_until(Matcher(settings), stop)
 
 
 if __name__ == "__main__":

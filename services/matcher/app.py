@@ -77,13 +77,6 @@ class Matcher:
             await self._nats.drain()
         log.info("matcher_closed")
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.start()
-        try:
-            await stop.wait()
-        finally:
-            await self.close()
-
     # -- subscriptions ----------------------------------------------------------------------
 
     async def _subscribe(self) -> None:

@@ -96,13 +96,6 @@ class Moderation:
                 await self._nats.drain()
         log.info("moderation_closed")
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.start()
-        try:
-            await stop.wait()
-        finally:
-            await self.close()
-
     async def _open_buckets(self) -> None:
         assert self._nats is not None
         js = self._nats.jetstream(timeout=self.settings.kv_timeout_s)

@@ -6,13 +6,13 @@ from services.signalling.app import Gateway
 from services.signalling.games import validate_game
 from services.signalling.settings import GatewaySettings
 from shared.logging import configure_logging
-from shared.runner import run_service
+from shared.runner import run_service, serve_until
 
 
 async def serve(stop: asyncio.Event) -> None:
     settings = GatewaySettings.from_env()
     configure_logging("gateway", settings.common.log_level, settings.common.log_dir)
-    await Gateway(settings, validate_game=validate_game).run(stop)
+    await serve_until(Gateway(settings, validate_game=validate_game), stop)
 
 
 if __name__ == "__main__":

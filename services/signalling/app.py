@@ -186,13 +186,6 @@ class Gateway:
                 log.warning("snapshot_failed", session_id=session.session_id, error=str(exc) or type(exc).__name__)
         await self.sio.emit("reconnect", {"reason": "draining"}, to=session.sid)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await self.start()
-        try:
-            await stop.wait()
-        finally:
-            await self.close()
-
     async def _every(self, interval_s: float, step: Callable[[], object]) -> None:
         while True:
             await asyncio.sleep(interval_s)
