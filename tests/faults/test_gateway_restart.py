@@ -24,7 +24,7 @@ GATEWAY_EXTRA = {"DRAIN_TIMEOUT_S": "5", "RESUME_GRACE_S": "3"}
 
 
 async def start_gateway(nats_url: str, tmp_path, name: str, port: int) -> ServiceProcess:
-    return await spawn_gateway(nats_url, str(tmp_path), name, port, **GATEWAY_EXTRA)
+    return await spawn_gateway(nats_url, str(tmp_path), name, port, GATEWAY_EXTRA)
 
 
 class Scene:

@@ -206,21 +206,25 @@ class ProcessStack:
 
 
 async def spawn_gateway(
-    nats_url: str, log_dir: str, name: str, port: int | None = None, **extra: str
+    nats_url: str, log_dir: str, name: str, port: int | None = None, extra: dict[str, str] | None = None
 ) -> ServiceProcess:
     """Start one gateway process and wait until it is ready."""
     port = port or free_port()
     log_path = os.path.join(log_dir, f"{name}-{time.monotonic_ns()}.log")
-    process = spawn_service("services.signalling", gateway_env(nats_url, name, port, **extra), log_path, port, name)
+    process = spawn_service(
+        "services.signalling", gateway_env(nats_url, name, port, **(extra or {})), log_path, port, name
+    )
     await wait_ready(port, process=process)
     return process
 
 
-async def spawn_matcher(nats_url: str, log_dir: str, name: str, **extra: str) -> ServiceProcess:
+async def spawn_matcher(nats_url: str, log_dir: str, name: str, extra: dict[str, str] | None = None) -> ServiceProcess:
     """Start one matcher process and wait until it is ready."""
     port = free_port()
     log_path = os.path.join(log_dir, f"{name}.log")
-    process = spawn_service("services.matcher", matcher_env(nats_url, name, port, **extra), log_path, port, name)
+    process = spawn_service(
+        "services.matcher", matcher_env(nats_url, name, port, **(extra or {})), log_path, port, name
+    )
     await wait_ready(port, process=process)
     return process
 
@@ -237,9 +241,9 @@ async def spawn_stack(
     """Start matchers then gateways as processes, each ready before the next; `processes` owns them."""
     stack = ProcessStack([], [])
     for index in range(matchers):
-        stack.matchers.append(await spawn_matcher(nats_url, log_dir, f"m{index}", **(matcher_extra or {})))
+        stack.matchers.append(await spawn_matcher(nats_url, log_dir, f"m{index}", matcher_extra))
         processes.append(stack.matchers[-1])
     for index in range(gateways):
-        stack.gateways.append(await spawn_gateway(nats_url, log_dir, f"gw{index}", **(gateway_extra or {})))
+        stack.gateways.append(await spawn_gateway(nats_url, log_dir, f"gw{index}", None, gateway_extra))
         processes.append(stack.gateways[-1])
     return stack
