@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from scripts.coturn import Coturn, find_turnserver, free_port, start_coturn
+from scripts.coturn import Coturn
 from shared.policy import PolicySettings
-from shared.turn import MIN_TURN_SECRET_CHARS, TurnSettings
 from tests.support.browser import CHROMIUM_PATH, CallPage, WebStack, chromium, web_stack
 from tests.support.nats_server import Broker
+from tests.support.turn import running_coturn, skip_without_turnserver, turn_settings
 from tests.support.waiting import wait_until
 
 pytestmark = [
@@ -27,13 +27,9 @@ pytestmark = [
         not os.path.exists(CHROMIUM_PATH),
         reason=f"{CHROMIUM_PATH} is missing; install Debian's chromium package (make test does as root)",
     ),
-    pytest.mark.skipif(
-        find_turnserver() is None,
-        reason="coturn's turnserver binary is not installed; install it with `apt-get install coturn`",
-    ),
+    skip_without_turnserver,
 ]
 
-TURN_SECRET = "browser-turn-secret-" + "0" * MIN_TURN_SECRET_CHARS
 
 # Inbound audio must grow by at least this many bytes: a few Opus packets of the fake tone.
 MIN_AUDIO_GROWTH_BYTES = 2000
@@ -64,12 +60,8 @@ SDP_CANDIDATE_TYPE = re.compile(r" typ (\S+)")
 
 @pytest.fixture
 def coturn(tmp_path: Path) -> Iterator[Coturn]:
-    server = start_coturn(free_port(), TURN_SECRET, log_path=tmp_path / "coturn.log")
-    assert server is not None
-    try:
+    with running_coturn(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def stats_by_id(page: CallPage) -> dict[str, dict[str, Any]]:
@@ -137,7 +129,7 @@ def call_roles(web: WebStack, hide_ip: bool) -> list[str | None]:
 # The matcher makes the older waiter the offerer, so the page that presses Start first takes the first role.
 @pytest.mark.parametrize("hidden_role", ["offerer", "answerer"])
 async def test_hidden_page_selects_relay_pair(nats_broker: Broker, coturn: Coturn, hidden_role: str) -> None:
-    turn = TurnSettings(urls=(coturn.url,), secret=TURN_SECRET.encode(), credential_lifetime_s=600)
+    turn = turn_settings(coturn.url)
     policy = dataclasses.replace(PolicySettings.from_env(), turn_relay=True)
     # NOTE: Chromium 156 sends TURN traffic from a socket on a non-loopback interface. On a machine whose only
     # interface is loopback it gathers no relay candidate, and the call never connects, unless Chromium runs with

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from playwright.async_api import WebSocket
 
-from scripts.coturn import Coturn, find_turnserver, free_port, start_coturn
+from scripts.coturn import Coturn, start_coturn
 from shared.policy import PolicySettings
-from shared.turn import MIN_TURN_SECRET_CHARS, TurnSettings
 from tests.support.browser import CHROMIUM_PATH, CallPage, WebStack, chromium, web_stack
-from tests.support.nats_server import Broker
+from tests.support.nats_server import Broker, free_port
+from tests.support.turn import TURN_SECRET, skip_without_turnserver, turn_settings
 from tests.support.waiting import wait_until
 
 pytestmark = [
@@ -32,13 +32,9 @@ pytestmark = [
         not os.path.exists(CHROMIUM_PATH),
         reason=f"{CHROMIUM_PATH} is missing; install Debian's chromium package (make test does as root)",
     ),
-    pytest.mark.skipif(
-        find_turnserver() is None,
-        reason="coturn's turnserver binary is not installed; install it with `apt-get install coturn`",
-    ),
+    skip_without_turnserver,
 ]
 
-TURN_SECRET = "browser-turn-secret-" + "0" * MIN_TURN_SECRET_CHARS
 
 # ICE_RESTART_AFTER_S for the page. The page tries 3 restarts per outage, so a longer delay gives the new coturn
 # more time to come up before the last attempt.
@@ -250,7 +246,7 @@ def call_ids(web: WebStack) -> list[str | None]:
 async def test_page_restarts_ice_after_relay_restart(
     nats_broker: Broker, coturn: RestartableCoturn, relay_back: str
 ) -> None:
-    turn = TurnSettings(urls=(coturn.url,), secret=TURN_SECRET.encode(), credential_lifetime_s=600)
+    turn = turn_settings(coturn.url)
     policy = dataclasses.replace(PolicySettings.from_env(), turn_relay=True)
     async with (
         web_stack(

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection
 
-from scripts.coturn import Coturn, find_turnserver, start_coturn
+from scripts.coturn import Coturn
 from services.signalling.ice_filter import candidate_type
-from shared.turn import MIN_TURN_SECRET_CHARS
 from tests.support.client import Peer
-from tests.support.nats_server import Broker, free_port
+from tests.support.nats_server import Broker
 from tests.support.stack import service_processes, spawn_stack
+from tests.support.turn import CREDENTIAL_LIFETIME_S, TURN_SECRET, running_coturn, skip_without_turnserver
 from tests.support.waiting import wait_until
 from tests.support.webrtc import CallPeer, ToneTrack, loopback_only_ice
 
@@ -24,12 +24,8 @@ MIN_FRAMES = 50
 TONE_HIDDEN_HZ = 440.0
 TONE_PARTNER_HZ = 880.0
 CONNECT_TIMEOUT_S = 20.0
-TURN_SECRET = "e2e-turn-secret-" + "0" * MIN_TURN_SECRET_CHARS
 
-pytestmark = pytest.mark.skipif(
-    find_turnserver() is None,
-    reason="coturn's turnserver binary is not installed; install it with `apt-get install coturn`",
-)
+pytestmark = skip_without_turnserver
 
 
 class TurnCallPeer(CallPeer):
@@ -61,18 +57,18 @@ class TurnCallPeer(CallPeer):
 
 @pytest.fixture
 def coturn(tmp_path: Path) -> Iterator[Coturn]:
-    server = start_coturn(free_port(), TURN_SECRET, log_path=tmp_path / "coturn.log")
-    assert server is not None
-    try:
+    with running_coturn(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @asynccontextmanager
 async def gateways_with_turn(broker: Broker, coturn: Coturn, tmp_path: Path) -> AsyncIterator[list[str]]:
     """Run a matcher and two gateway processes that hand out credentials for `coturn`, and yield their URLs."""
-    turn = {"TURN_URLS": coturn.url, "TURN_SECRET": TURN_SECRET, "TURN_CREDENTIAL_LIFETIME_S": "600"}
+    turn = {
+        "TURN_URLS": coturn.url,
+        "TURN_SECRET": TURN_SECRET,
+        "TURN_CREDENTIAL_LIFETIME_S": str(CREDENTIAL_LIFETIME_S),
+    }
     with service_processes(str(tmp_path)) as processes:
         stack = await spawn_stack(broker.url, str(tmp_path), processes, gateway_extra=turn)
         yield [stack.gateway_url(index) for index in range(len(stack.gateways))]

@@ -17,8 +17,10 @@ import pytest
 from aioice import stun
 from aioice.turn import TurnClientUdpProtocol, create_turn_endpoint
 
-from scripts.coturn import Coturn, find_turnserver, free_port, start_coturn
+from scripts.coturn import Coturn, start_coturn
 from shared.turn import TurnCredentials, TurnSettings, issue_credentials, make_password
+from tests.support.nats_server import free_port
+from tests.support.turn import skip_without_turnserver
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_CONFIG = REPO_ROOT / "deploy" / "coturn" / "turnserver-dev.conf"
@@ -32,10 +34,7 @@ STALE_NONCE = 438
 FORBIDDEN = 403
 QUOTA_REACHED = 486
 
-needs_coturn = pytest.mark.skipif(
-    find_turnserver() is None,
-    reason="coturn's turnserver binary is not installed; install it with `apt-get install coturn`",
-)
+needs_coturn = skip_without_turnserver
 
 
 @pytest.fixture
