@@ -25,7 +25,7 @@ class ReopeningBucket:
     """Creates or opens a bucket on first use, and again after a 'no stream' failure.
 
     A broker restarted without its store (or a memory bucket after any restart) replies to
-    requests for the old bucket with no responders; creating it again heals that.
+    requests for the old bucket with no responders. Creating the bucket again heals that.
     """
 
     def __init__(self, js: JetStreamContext, config: KeyValueConfig) -> None:

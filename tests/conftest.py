@@ -12,7 +12,7 @@ from tests.support.nats_server import Broker, any_broker, local_broker
 # Every service refuses to start without it; tests use a fresh one per run.
 os.environ.setdefault("IP_KEY_SECRET", secrets.token_hex(32))
 
-# The same examples on every run, so CI never fails on a case no developer saw; no deadline,
+# The same examples on every run, so CI never fails on a case no developer saw. No deadline,
 # because a loaded 2-core CI machine makes per-example timings meaningless.
 settings.register_profile(
     "calln", derandomize=True, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]

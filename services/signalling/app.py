@@ -31,8 +31,8 @@ from shared.turn import issue_credentials
 
 log = structlog.get_logger("gateway")
 
-# Engine.IO closes a connection whose single message exceeds this; it sits well above the
-# per-event limits so an oversized signal gets a clear `error` event instead of a disconnect.
+# Engine.IO closes a connection whose single message exceeds this. It sits well above the
+# per-event limits, so an oversized signal gets a clear `error` event instead of a disconnect.
 MAX_MESSAGE_BYTES = 256 * 1024
 
 
@@ -218,9 +218,9 @@ class Gateway:
     async def _rejoin_waiting(self) -> None:
         """Re-send every idle waiting entry; the matcher ignores repeats.
 
-        The matcher drops the entries of a gateway it has not heard from for three heartbeats,
-        and a gateway that was only cut off (a broker restart, a stalled loop) comes back with
-        the same boot id, so without this its waiting people would never be paired.
+        The matcher drops the entries of a gateway it has not heard from for three heartbeats.
+        A gateway that was only cut off (a broker restart, a stalled loop) comes back with the
+        same boot id, so without this its waiting people would never be paired.
         """
         for session in list(self.core.by_sid.values()):
             if session.state is State.WAITING and session.pending is None:

@@ -26,7 +26,7 @@ from shared.events import (
 log = structlog.get_logger("gateway")
 
 # Seconds a confirmed side waits for the call to start beyond the matcher's confirm timeout
-# before it re-submits its entry; by then the matcher has re-queued or dropped the proposal.
+# before it re-submits its entry. By then the matcher has re-queued or dropped the proposal.
 START_GRACE_S = 1.0
 
 RELAYED_EVENTS = frozenset({"signal", "chat", "typing", "game"})

@@ -143,7 +143,7 @@ def spawn_service(module: str, env: dict[str, str], log_path: str, port: int, na
 
 
 async def wait_ready(port: int, timeout_s: float = 20.0, process: ServiceProcess | None = None) -> None:
-    """Poll /readyz until it answers 200."""
+    """Poll /readyz until it returns 200."""
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
