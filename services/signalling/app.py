@@ -84,14 +84,13 @@ class Gateway:
             servers += [dict(server) for server in turn_ice_servers(turn, credentials)]
         return servers
 
-    async def _renew_turn_credentials(self) -> None:
-        """Send fresh TURN credentials to sessions in long calls before their old ones expire."""
-        now = self.core.clock_wall()
-        for session in list(self.core.by_sid.values()):
-            if session.call is None or session.turn_renew_at_s is None or now < session.turn_renew_at_s:
-                continue
-            servers = self.ice_servers_for(session)
-            await self.core.emit(session, "ice_servers", {"call_id": session.call.call_id, "ice_servers": servers})
+    async def _renew_turn_credentials(self, session: Session) -> None:
+        """Send fresh TURN credentials to a session in a long call before its old ones expire."""
+        renew_at_s = session.turn_renew_at_s
+        if session.call is None or renew_at_s is None or self.core.clock_wall() < renew_at_s:
+            return
+        servers = self.ice_servers_for(session)
+        await self.core.emit(session, "ice_servers", {"call_id": session.call.call_id, "ice_servers": servers})
 
     async def start(self) -> None:
         settings = self.settings
@@ -209,10 +208,12 @@ class Gateway:
 
     async def _heartbeat_tick(self) -> None:
         await self._beat()
-        await self.deliveries.expire_pending()
-        await self.deliveries.end_orphaned_calls()
-        await self._refresh_tokens()
-        await self._renew_turn_credentials()
+        # One pass over the sessions for every per-session timer.
+        for session in list(self.core.by_sid.values()):
+            await self.deliveries.expire_pending(session)
+            await self.deliveries.end_orphaned_call(session)
+            await self._refresh_token(session)
+            await self._renew_turn_credentials(session)
         self.browser.prune_report_limiters()
 
     async def _rejoin_waiting(self) -> None:
@@ -226,13 +227,11 @@ class Gateway:
             if session.state is State.WAITING and session.pending is None:
                 await self.core.submit_join(session)
 
-    async def _refresh_tokens(self) -> None:
-        """Give each client a new resume token when half of its token's lifetime has passed."""
+    async def _refresh_token(self, session: Session) -> None:
+        """Give the client a new resume token when half of its token's lifetime has passed."""
         core = self.core
-        refresh_after_s = self.settings.resume_token_ttl_s / 2
-        for session in list(core.by_sid.values()):
-            if core.clock() - session.token_issued_at_s >= refresh_after_s:
-                await core.emit(session, "resume_token", {"token": core.resume_token(session)})
+        if core.clock() - session.token_issued_at_s >= self.settings.resume_token_ttl_s / 2:
+            await core.emit(session, "resume_token", {"token": core.resume_token(session)})
 
     async def _broadcast_online(self) -> None:
         count = self.core.online_count()

@@ -129,14 +129,14 @@ class Deliveries:
             session.pending = None
             await core.submit_join(session)
 
-    async def expire_pending(self) -> None:
-        """Re-submit sessions whose confirmed assignment never started."""
-        now = self.core.clock()
-        for session in list(self.core.by_sid.values()):
-            if session.pending is not None and session.pending_deadline_s <= now and session.state is State.WAITING:
-                log.info("assignment_expired", call_id=session.pending.call_id, session_id=session.session_id)
-                session.pending = None
-                await self.core.submit_join(session)
+    async def expire_pending(self, session: Session) -> None:
+        """Re-submit the session when its confirmed assignment never started."""
+        pending = session.pending
+        if pending is None or session.pending_deadline_s > self.core.clock() or session.state is not State.WAITING:
+            return
+        log.info("assignment_expired", call_id=pending.call_id, session_id=session.session_id)
+        session.pending = None
+        await self.core.submit_join(session)
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -182,21 +182,20 @@ class Deliveries:
 
     # -- heartbeats ------------------------------------------------------------------------
 
-    async def end_orphaned_calls(self) -> None:
-        """End calls whose partner's gateway went silent and whose partner never resumed elsewhere."""
+    async def end_orphaned_call(self, session: Session) -> None:
+        """End the session's call when the partner's gateway went silent and the partner never resumed."""
         core = self.core
-        for session in list(core.by_sid.values()):
-            call = session.call
-            if call is None or not core.gateway_lost(call.partner_gateway):
-                continue
-            session.end_call(core.clock())
-            log.info(
-                "partner_gateway_lost",
-                call_id=call.call_id,
-                session_id=session.session_id,
-                partner_gateway=call.partner_gateway,
-            )
-            await core.emit(session, "partner_left", {"call_id": call.call_id, "reason": "disconnected"})
+        call = session.call
+        if call is None or not core.gateway_lost(call.partner_gateway):
+            return
+        session.end_call(core.clock())
+        log.info(
+            "partner_gateway_lost",
+            call_id=call.call_id,
+            session_id=session.session_id,
+            partner_gateway=call.partner_gateway,
+        )
+        await core.emit(session, "partner_left", {"call_id": call.call_id, "reason": "disconnected"})
 
     async def on_heartbeat(self, beat: GatewayHeartbeat) -> None:
         self.core.gateway_seen[beat.gateway_id] = self.core.clock()

@@ -38,7 +38,8 @@ async def test_each_side_gets_own_credentials_and_renewal(nats_broker):
         # Nine minutes later the credentials are due for renewal; the gateway sends new ones.
         gateway = stack.gateways[0]
         gateway.core.clock_wall = lambda: time.time() + 540
-        await gateway._renew_turn_credentials()
+        session = gateway.core.by_session[alice.hello["session_id"]]
+        await gateway._renew_turn_credentials(session)
         renewed = await alice.next("ice_servers")
         new_username = renewed["ice_servers"][0]["username"]
         assert renewed["call_id"]
