@@ -52,7 +52,7 @@ WARMUP_S = 5.0
 CLIENTS_PER_WORKER = 1_000
 # New connections per second per load generator, so the gateways are not flooded at start.
 CONNECTS_PER_S_PER_WORKER = 250.0
-# Each client holds a call for a uniform 2 to 5 s, then skips.
+# Each client stays in a call for a uniform 2 to 5 s, then skips.
 HOLD_MIN_S = 2.0
 HOLD_MAX_S = 5.0
 # Seconds beyond the planned end after which a load generator is killed.

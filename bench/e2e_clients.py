@@ -1,7 +1,7 @@
 """One load-generator process for the end-to-end benchmark: many Socket.IO clients that churn.
 
 Each client connects over websocket, sends `join {country: any}`, and when `matched` arrives
-holds the call for a few seconds, then sends `skip` (the gateway puts it back in the queue).
+stays in the call for a few seconds, then sends `skip` (the gateway puts it back in the queue).
 A client whose partner skipped gets `partner_left` and joins again. While the measurement window
 is open, each `matched` is recorded as (call id, wall-clock time of the join or skip, wall-clock
 time of `matched`), so the parent can tell the side that waited for a partner from the side that

@@ -8,7 +8,7 @@ from prometheus_client.registry import Collector
 
 from shared.bus import rejected_counter
 
-# Seconds; people give up after a minute or two, so buckets beyond 120 s say nothing new.
+# Seconds; people give up after a minute or two, so buckets beyond 120 s add no information.
 WAIT_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120)
 
 
