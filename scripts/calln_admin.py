@@ -25,7 +25,8 @@ EXIT_USAGE = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="calln_admin", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--url", default=os.environ.get("CALLN_ADMIN_URL", DEFAULT_URL),
+        "--url",
+        default=os.environ.get("CALLN_ADMIN_URL", DEFAULT_URL),
         help=f"admin API base URL (default: CALLN_ADMIN_URL or {DEFAULT_URL})",
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     token = os.environ.get("ADMIN_TOKEN", "")
     if not token:
-        print("calln_admin: ADMIN_TOKEN is not set; export the token the moderation service uses", file=sys.stderr)
+        print(
+            "calln_admin: ADMIN_TOKEN is not set; export the token the moderation service uses "
+            "(make run writes it to run/admin-token)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
 
     method, path, body = request_for(args)

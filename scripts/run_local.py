@@ -65,10 +65,17 @@ class Supervisor:
         return process
 
     def stop_all(self) -> None:
-        for _name, process in reversed(self.children):
+        """Stop the services first and the broker last, so services drain against a live broker."""
+        services = [child for child in self.children if child[0] != "nats"]
+        broker = [child for child in self.children if child[0] == "nats"]
+        for group in (services, broker):
+            self._stop(list(reversed(group)))
+
+    def _stop(self, children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+        for _name, process in children:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for name, process in reversed(self.children):
+        for name, process in children:
             try:
                 process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:

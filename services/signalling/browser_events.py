@@ -341,6 +341,16 @@ class BrowserEvents:
 
     async def on_report(self, session: Session, data: object) -> None:
         request = validation.parse_report(data)
+        try:
+            await self._send_report(session, request)
+        finally:
+            # Reporting ends the reporter's call even when the report is rejected: the page has
+            # already left it, and the partner must not sit in a dead call.
+            if session.call is not None and session.call.call_id == request.call_id:
+                await self.core.end_call(session, "ended")
+        await self.core.emit(session, "reported", {"call_id": request.call_id})
+
+    async def _send_report(self, session: Session, request: validation.ReportRequest) -> None:
         self._check_not_banned(session)
         partner_key = self._reportable_partner(session, request.call_id)
         if request.call_id in session.reported_calls or partner_key in session.blocked_keys:
@@ -359,10 +369,6 @@ class BrowserEvents:
         report = ModerationReport(request.call_id, session.ip_key, partner_key, request.reason)
         await self.core.publish(subjects.MODERATION_REPORT, report)
         log.info("report_sent", session_id=session.session_id, call_id=request.call_id, reason=request.reason)
-
-        if session.call is not None and session.call.call_id == request.call_id:
-            await self.core.end_call(session, "ended")
-        await self.core.emit(session, "reported", {"call_id": request.call_id})
 
     def _reportable_partner(self, session: Session, call_id: str) -> str:
         if session.call is not None and session.call.call_id == call_id:

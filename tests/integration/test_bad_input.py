@@ -97,3 +97,17 @@ async def test_flood_is_rate_limited(nats_broker):
         assert len(bob.received("typing")) <= 5
         await alice.close()
         await bob.close()
+
+
+async def test_rejected_report_still_ends_call(nats_broker):
+    """Two clients on one address cannot report each other, but the reporter still leaves the call."""
+    async with running_stack(nats_broker.url) as stack:
+        alice, bob, call_id = await in_call(stack)
+        await alice.emit("report", {"call_id": call_id, "reason": "spam"})
+        assert (await alice.next("error"))["code"] == "invalid_report"
+        assert await bob.next("partner_left") == {"call_id": call_id, "reason": "ended"}
+        assert alice.received("reported") == []
+
+        await alice.join()
+        await alice.close()
+        await bob.close()
